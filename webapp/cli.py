@@ -1,0 +1,35 @@
+"""Command-line tools: `flask --app wsgi init-db`, `flask --app wsgi create-user`."""
+import click
+from sqlalchemy.exc import IntegrityError
+
+from .extensions import db
+from .models import User
+
+
+def register(app):
+    @app.cli.command("init-db")
+    def init_db():
+        """Create the database tables that do not exist yet."""
+        db.create_all()
+        click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
+
+    @app.cli.command("create-user")
+    @click.argument("email")
+    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+    @click.option("--admin", is_flag=True, help="May change settings; without it the user is a viewer.")
+    def create_user(email, password, admin):
+        """Create a user who can sign in."""
+        from .views.auth import validate_credentials
+
+        errors = validate_credentials(email, password)
+        if errors:
+            raise click.UsageError(" ".join(errors.values()))
+        user = User(email=User.normalize_email(email), role="admin" if admin else "viewer")
+        user.set_password(password)
+        db.session.add(user)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            raise click.UsageError(f"A user with the email {email} already exists.") from None
+        click.echo(f"Created {user.role} {user.email}")

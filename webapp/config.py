@@ -1,0 +1,52 @@
+"""Configuration from environment variables (documented in the README)."""
+import os
+import secrets
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    return default if value is None else value.strip().lower() in _TRUE
+
+
+def _persistent_secret_key(instance_path: str) -> str:
+    """The SECRET_KEY kept under instance/, made on first run, so sessions and stored secrets survive restarts."""
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting at once must not both write a key
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def from_environment(instance_path: str, env=os.environ) -> dict:
+    """Build the config mapping from the environment."""
+    db_url = env.get("DATABASE_URL") or "sqlite:///" + str(Path(instance_path) / "herald.sqlite3")
+    return {
+        "SECRET_KEY": env.get("SECRET_KEY") or _persistent_secret_key(instance_path),
+        "HERALD_ENCRYPTION_KEY": env.get("HERALD_ENCRYPTION_KEY") or None,
+        "SQLALCHEMY_DATABASE_URI": db_url,
+        "HERALD_BASE_URL": (env.get("HERALD_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        "HERALD_HTMX_CDN": _bool(env.get("HERALD_HTMX_CDN"), True),
+        "MAIL_SERVER": env.get("MAIL_SERVER") or "",
+        "MAIL_PORT": int(env.get("MAIL_PORT") or 25),
+        "MAIL_USE_TLS": _bool(env.get("MAIL_USE_TLS")),
+        "MAIL_USE_SSL": _bool(env.get("MAIL_USE_SSL")),
+        "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
+        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # CSRF tokens live as long as the session: an operator editing a long form must not lose it
+        "WTF_CSRF_TIME_LIMIT": None,
+    }

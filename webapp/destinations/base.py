@@ -1,0 +1,237 @@
+"""What every destination type shares: the form base, common fields and validators, the type base class."""
+import re
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import BooleanField, PasswordField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length, Optional, StopValidation, ValidationError
+
+from .. import templating
+
+HTTPS_HINT = "https is expected for the vendor's cloud; http is accepted for intranet gateways."
+
+
+class SecretField(PasswordField):
+    """A write-only value: never rendered back; left blank on edit, the stored value is kept."""
+
+    secret = True
+
+    def pre_validate(self, form):
+        self.kept = False
+        if not self.data and self.name in getattr(form, "stored_secrets", ()):
+            self.kept = True
+            raise StopValidation()  # no message: nothing to check, the stored value stays
+
+
+class HttpUrl:
+    """An absolute http(s) URL with a host. With `path`, its path must match that regex too."""
+
+    def __init__(self, path: str | None = None, path_message: str | None = None):
+        self.path = re.compile(path) if path else None
+        self.path_message = path_message
+
+    def __call__(self, form, field):
+        value = (field.data or "").strip()
+        if not value:
+            return
+        if any(c.isspace() for c in value):
+            raise ValidationError("A URL cannot contain spaces.")
+        try:
+            parts = urlsplit(value)
+            port = parts.port  # raises ValueError on a bad port
+        except ValueError:
+            raise ValidationError("This is not a valid URL.") from None
+        if parts.scheme not in ("http", "https"):
+            raise ValidationError("The URL must start with https:// (or http:// for an intranet gateway).")
+        if not parts.hostname:
+            raise ValidationError("The URL has no host name.")
+        if port == 0:
+            raise ValidationError("The URL's port is not valid.")
+        if self.path and not self.path.search(parts.path):
+            raise ValidationError(self.path_message or "The URL's path is not the one this service uses.")
+        field.data = value
+
+
+class Pattern:
+    def __init__(self, regex: str, message: str):
+        self.regex = re.compile(regex)
+        self.message = message
+
+    def __call__(self, form, field):
+        if field.data and not self.regex.fullmatch(field.data.strip()):
+            raise ValidationError(self.message)
+
+
+class Template:
+    """A message template that names only Herald's placeholders."""
+
+    def __call__(self, form, field):
+        unknown = templating.unknown_placeholders(field.data or "")
+        if unknown:
+            known = ", ".join("{%s}" % name for name in templating.PLACEHOLDERS)
+            raise ValidationError(f"Unknown placeholder {{{unknown[0]}}}. Use only {known}.")
+
+
+class ListOf:
+    """A comma- or newline-separated list with a bounded count and item length."""
+
+    def __init__(self, max_items: int, max_length: int, noun: str = "item", regex: str | None = None,
+                 item_message: str | None = None):
+        self.max_items, self.max_length, self.noun = max_items, max_length, noun
+        self.regex = re.compile(regex) if regex else None
+        self.item_message = item_message
+
+    def __call__(self, form, field):
+        items = split_list(field.data)
+        if len(items) > self.max_items:
+            raise ValidationError(f"At most {self.max_items} {self.noun}s.")
+        for item in items:
+            if len(item) > self.max_length:
+                raise ValidationError(f"“{item[:20]}…” is longer than {self.max_length} characters.")
+            if self.regex and not self.regex.fullmatch(item):
+                raise ValidationError(self.item_message or f"“{item}” is not a valid {self.noun}.")
+
+
+def split_list(value: str | None) -> list[str]:
+    return [item.strip() for item in re.split(r"[,\n]", value or "") if item.strip()]
+
+
+# One recipient: `Name <addr>`, `"Name, Quoted" <addr>` or a bare address.
+_RECIPIENT = re.compile(r'\s*(?:(?P<name>"[^"]*"|[^<>",]*?)\s*<(?P<addr>[^<>\s]+)>|(?P<bare>[^<>\s",]+))\s*')
+
+
+def split_recipients(value: str) -> list[str]:
+    """Split on commas and newlines that are outside quotes and angle brackets."""
+    pieces, current = [], []
+    for match in re.finditer(r'"[^"]*"|<[^>]*>|[,\n]|[^",<\n]+|["<]', value or ""):
+        token = match.group(0)
+        if token in (",", "\n"):
+            pieces.append("".join(current))
+            current = []
+        else:
+            current.append(token)
+    pieces.append("".join(current))
+    return [p.strip() for p in pieces if p.strip()]
+
+
+def parse_recipients(value: str) -> list[tuple[str, str]]:
+    """[(display name, address)], raising ValueError naming the first bad entry."""
+    recipients = []
+    for piece in split_recipients(value):
+        match = _RECIPIENT.fullmatch(piece)
+        if not match:
+            raise ValueError(f"“{piece}” is not an address. Write name@example.com or Name <name@example.com>.")
+        addr = match.group("addr") or match.group("bare")
+        name = (match.group("name") or "").strip().strip('"').strip()
+        try:
+            addr = validate_email(addr, check_deliverability=False).normalized
+        except EmailNotValidError:
+            raise ValueError(f"“{addr}” is not a valid email address.") from None
+        recipients.append((name, addr))
+    return recipients
+
+
+class Recipients:
+    def __init__(self, max_items: int = 50):
+        self.max_items = max_items
+
+    def __call__(self, form, field):
+        try:
+            recipients = parse_recipients(field.data or "")
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        if not recipients:
+            raise ValidationError("Add at least one recipient.")
+        if len(recipients) > self.max_items:
+            raise ValidationError(f"At most {self.max_items} recipients.")
+
+
+class DestinationForm(FlaskForm):
+    """Fields every destination has. Subclasses add the type's options, named as the API names them."""
+
+    name = StringField("Name", [InputRequired("Give the destination a name."), Length(max=100)],
+                       description="Shown in the alert's destination picker; must be unique.")
+    enabled = BooleanField("Enabled", default=True)
+
+    COMMON = ("name", "enabled", "csrf_token")
+
+    def __init__(self, *args, destination_id=None, stored_secrets=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.destination_id = destination_id
+        self.stored_secrets = set(stored_secrets)
+
+    def validate_name(self, field):
+        from ..models import Destination, db
+
+        field.data = (field.data or "").strip()
+        if not field.data:
+            raise StopValidation("Give the destination a name.")
+        query = select(Destination.id).where(Destination.name == field.data)
+        if self.destination_id is not None:
+            query = query.where(Destination.id != self.destination_id)
+        if db.session.scalar(query) is not None:
+            raise ValidationError("Another destination already has this name.")
+
+    def option_fields(self):
+        return [f for f in self if f.name not in self.COMMON]
+
+    def split_options(self, stored_secrets: dict | None = None) -> tuple[dict, dict]:
+        """(plain options, secrets) from validated data; blank secrets keep their stored value."""
+        stored_secrets = stored_secrets or {}
+        options, secrets = {}, {}
+        for field in self.option_fields():
+            if getattr(field, "secret", False):
+                value = stored_secrets.get(field.name) if getattr(field, "kept", False) else field.data
+                if value:
+                    secrets[field.name] = value.strip()
+            else:
+                value = "" if field.data is None else field.data
+                options[field.name] = value.strip() if isinstance(value, str) else value
+        return options, secrets
+
+
+def url_field(label, default="", required=True, secret=False, description=HTTPS_HINT, **url_kwargs):
+    validators = [InputRequired("Enter the URL.") if required else Optional(), Length(max=2048), HttpUrl(**url_kwargs)]
+    cls = SecretField if secret else StringField
+    return cls(label, validators, default=default or None, description=description)
+
+
+def secret_field(label, description="", required=True, validators=()):
+    required_validator = InputRequired("This value is required.") if required else Optional()
+    return SecretField(label, [required_validator, Length(max=2048), *validators], description=description)
+
+
+def text_field(label, max_length, description="", required=False, default=None, validators=()):
+    first = InputRequired("This value is required.") if required else Optional()
+    return StringField(label, [first, Length(max=max_length), *validators], default=default, description=description)
+
+
+def template_field(label, max_length, description="", default=None, textarea=False, required=False):
+    cls = TextAreaField if textarea else StringField
+    first = InputRequired("Write a template.") if required else Optional()
+    return cls(label, [first, Length(max=max_length), Template()], default=default, description=description)
+
+
+class DestinationType:
+    """A kind of destination: a stable `type` key, its label and form. Modules subclass it."""
+
+    type: ClassVar[str]
+    label: ClassVar[str]
+    form: ClassVar[type[DestinationForm]]
+    summary: ClassVar[str] = ""
+    deprecated: ClassVar[bool] = False
+    # The option whose value names where messages go, shown in the destinations list
+    target_option: ClassVar[str | None] = None
+    # Values offered in a datalist beside a free-text option (e.g. the EU endpoint)
+    suggestions: ClassVar[dict[str, list[str]]] = {}
+
+    @classmethod
+    def secret_fields(cls) -> list[str]:
+        return [f.name for f in cls.form(meta={"csrf": False}) if getattr(f, "secret", False)]
+
+    @classmethod
+    def icon(cls) -> str:
+        return f"icons/{cls.type}.svg"

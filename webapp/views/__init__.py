@@ -1,0 +1,38 @@
+"""Blueprints and error pages."""
+from flask import render_template
+from flask_wtf.csrf import CSRFError
+
+from ..htmx import is_htmx
+
+
+def register(app):
+    from . import auth, destinations
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(destinations.bp)
+    auth.init_app(app)
+
+    def error_page(status: int, title: str, message: str):
+        if is_htmx():
+            return render_template("_error.html", title=title, message=message), status
+        return render_template("error.html", title=title, message=message, status=status), status
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return error_page(400, "The form expired", "Reload the page and try again. (" + error.description + ")")
+
+    @app.errorhandler(403)
+    def forbidden(error):
+        return error_page(403, "Not allowed", "Only administrators can change settings.")
+
+    @app.errorhandler(404)
+    def not_found(error):
+        return error_page(404, "Not found", "There is nothing at this address.")
+
+    @app.errorhandler(405)
+    def method_not_allowed(error):
+        return error_page(405, "Method not allowed", "This address does not accept that request.")
+
+    @app.errorhandler(500)
+    def server_error(error):
+        return error_page(500, "Something went wrong", "The error has been logged. Please try again.")

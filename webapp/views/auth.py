@@ -1,0 +1,131 @@
+"""First-run setup, sign-in and sign-out; every other page requires a signed-in user."""
+from functools import wraps
+
+from email_validator import EmailNotValidError, validate_email
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from sqlalchemy.exc import IntegrityError
+from wtforms import BooleanField, EmailField, PasswordField
+from wtforms.validators import EqualTo, InputRequired, Length, ValidationError
+
+from ..extensions import db, login_manager
+from ..models import User
+
+bp = Blueprint("auth", __name__)
+
+PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "static"}
+MIN_PASSWORD = 8
+
+
+def validate_credentials(email: str, password: str) -> dict[str, str]:
+    """Field name → message for a new user's email and password (shared by /setup and the CLI)."""
+    errors = {}
+    try:
+        validate_email(email or "", check_deliverability=False)
+    except EmailNotValidError:
+        errors["email"] = "Enter a valid email address."
+    if len(password or "") < MIN_PASSWORD:
+        errors["password"] = f"Use at least {MIN_PASSWORD} characters."
+    return errors
+
+
+class SetupForm(FlaskForm):
+    email = EmailField("Email", [InputRequired(), Length(max=254)], render_kw={"autocomplete": "username"})
+    password = PasswordField("Password", [InputRequired(), Length(max=256)], render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField("Repeat password", [InputRequired(), EqualTo("password", "The passwords differ.")],
+                            render_kw={"autocomplete": "new-password"})
+
+    def validate(self, extra_validators=None):
+        ok = super().validate(extra_validators)
+        for name, message in validate_credentials(self.email.data, self.password.data).items():
+            if not getattr(self, name).errors:
+                getattr(self, name).errors.append(message)
+                ok = False
+        return ok
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", [InputRequired(), Length(max=254)], render_kw={"autocomplete": "username"})
+    password = PasswordField("Password", [InputRequired(), Length(max=256)], render_kw={"autocomplete": "current-password"})
+    remember = BooleanField("Keep me signed in")
+
+
+@login_manager.user_loader
+def load_user(user_id: str):
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+def admin_required(view):
+    """Viewers may read every page but change nothing."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def init_app(app):
+    @app.before_request
+    def require_user():
+        if request.endpoint in PUBLIC_ENDPOINTS:
+            return None
+        if not User.any_exist():
+            return redirect(url_for("auth.setup"))
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return None
+
+
+def _safe_next(target: str | None) -> str:
+    # Only local paths: an open redirect after sign-in would be a phishing aid
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("index")
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def setup():
+    if User.any_exist():
+        return redirect(url_for("auth.login"))
+    form = SetupForm()
+    if form.validate_on_submit():
+        user = User(email=User.normalize_email(form.email.data), role="admin")
+        user.set_password(form.password.data)
+        db.session.add(user)
+        try:
+            db.session.commit()
+        except IntegrityError:  # someone else finished setup a moment ago
+            db.session.rollback()
+            return redirect(url_for("auth.login"))
+        login_user(user)
+        flash("Welcome to Herald. Add your first alert destination.", "success")
+        return redirect(url_for("destinations.index"))
+    return render_template("auth/setup.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if not User.any_exist():
+        return redirect(url_for("auth.setup"))
+    if current_user.is_authenticated:
+        return redirect(url_for("index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = User.by_email(form.email.data)
+        if user and user.check_password(form.password.data):
+            login_user(user, remember=form.remember.data)
+            return redirect(_safe_next(request.args.get("next")))
+        form.password.errors.append("Wrong email or password.")
+    return render_template("auth/login.html", form=form), 422 if form.errors else 200
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    flash("Signed out.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,107 @@
+"""Settings → Alert Destinations: list, create (type fields swapped in by htmx), edit, enable/disable, delete."""
+from flask import Blueprint, abort, flash, redirect, request, url_for
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..destinations import REGISTRY, get_type
+from ..extensions import db
+from ..htmx import is_htmx, render
+from ..models import Destination
+from .auth import admin_required
+
+bp = Blueprint("destinations", __name__, url_prefix="/settings/destinations")
+
+
+def _all_destinations():
+    return db.session.scalars(select(Destination).order_by(Destination.name)).all()
+
+
+def _get(destination_id: int) -> Destination:
+    return db.get_or_404(Destination, destination_id)
+
+
+def _save(destination: Destination, form, stored_secrets: dict) -> bool:
+    """Copy a validated form onto `destination` and commit; False (with a field error) on a name race."""
+    destination.name = form.name.data
+    destination.enabled = form.enabled.data
+    destination.options, destination.secrets = form.split_options(stored_secrets)
+    db.session.add(destination)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        form.name.errors.append("Another destination already has this name.")
+        return False
+    return True
+
+
+@bp.get("/")
+def index():
+    return render("destinations/index.html", destinations=_all_destinations())
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@admin_required
+def new():
+    type_key = request.args.get("type")
+    dtype = get_type(type_key)
+    if type_key and dtype is None:
+        abort(404)
+    form = None
+    if dtype:
+        # The name typed before switching type comes along (hx-include), so switching loses nothing
+        form = dtype.form(data={"name": request.args.get("name", "")})
+        if form.validate_on_submit() and _save(Destination(type=dtype.type), form, {}):
+            flash(f"Created “{form.name.data}”.", "success")
+            return redirect(url_for(".index"))
+    if request.method == "POST" and dtype is None:
+        abort(400)
+    status = 422 if request.method == "POST" else 200
+    return render("destinations/new.html", "destinations/_new.html", status=status, dtype=dtype, form=form)
+
+
+@bp.route("/<int:destination_id>/edit", methods=["GET", "POST"])
+@admin_required
+def edit(destination_id: int):
+    destination = _get(destination_id)
+    dtype = destination.destination_type
+    if dtype is None:
+        abort(404)
+    stored_secrets = destination.secrets
+    form = dtype.form(
+        data={"name": destination.name, "enabled": destination.enabled, **destination.options},
+        destination_id=destination.id,
+        stored_secrets=stored_secrets.keys(),
+    )
+    if form.validate_on_submit() and _save(destination, form, stored_secrets):
+        flash(f"Saved “{destination.name}”.", "success")
+        return redirect(url_for(".index"))
+    status = 422 if request.method == "POST" else 200
+    return render("destinations/edit.html", status=status, dtype=dtype, form=form, destination=destination)
+
+
+@bp.post("/<int:destination_id>/toggle")
+@admin_required
+def toggle(destination_id: int):
+    destination = _get(destination_id)
+    destination.enabled = not destination.enabled
+    db.session.commit()
+    if is_htmx():
+        return render("destinations/_row.html", destination=destination)
+    flash(f"“{destination.name}” is now {'enabled' if destination.enabled else 'disabled'}.", "success")
+    return redirect(url_for(".index"))
+
+
+@bp.route("/<int:destination_id>/delete", methods=["GET", "POST"])
+@admin_required
+def delete(destination_id: int):
+    destination = _get(destination_id)
+    if request.method == "GET":
+        return render("destinations/delete.html", destination=destination)
+    name = destination.name
+    db.session.delete(destination)
+    db.session.commit()
+    if is_htmx():
+        return render("destinations/_list.html", destinations=_all_destinations(), notice=f"Deleted “{name}”.")
+    flash(f"Deleted “{name}”.", "success")
+    return redirect(url_for(".index"))
