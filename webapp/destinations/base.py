@@ -10,6 +10,8 @@ from wtforms import BooleanField, PasswordField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional, StopValidation, ValidationError
 
 from .. import templating
+from ..notification import Notification
+from .transport import SendContext, SendResult
 
 HTTPS_HINT = "https is expected for the vendor's cloud; http is accepted for intranet gateways."
 
@@ -227,6 +229,14 @@ class DestinationType:
     target_option: ClassVar[str | None] = None
     # Values offered in a datalist beside a free-text option (e.g. the EU endpoint)
     suggestions: ClassVar[dict[str, list[str]]] = {}
+
+    # True where the vendor closes what a trigger opened (incidents, tickets); chat and mail post a follow-up
+    resolves: ClassVar[bool] = False
+
+    @classmethod
+    def send(cls, config: dict, notification: Notification, ctx: SendContext) -> SendResult:
+        """Deliver one notification; raise DeliveryError when it did not arrive."""
+        raise NotImplementedError
 
     @classmethod
     def secret_fields(cls) -> list[str]:

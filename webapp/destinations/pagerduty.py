@@ -1,7 +1,13 @@
 """PagerDuty Events API v2 (https://developer.pagerduty.com/docs/events-api-v2/overview/)."""
+from urllib.parse import urlsplit
+
 from wtforms import SelectField
 
 from .base import DestinationForm, DestinationType, Pattern, secret_field, url_field
+from .transport import SendResult, check, isoformat, request, truncate, vendor_text
+
+SUMMARY_LIMIT = 1024
+DEDUP_KEY_LIMIT = 255
 
 API_URLS = ["https://events.pagerduty.com/v2/enqueue", "https://events.eu.pagerduty.com/v2/enqueue"]
 SEVERITIES = [("", "From the alert"), ("critical", "Critical"), ("error", "Error"), ("warning", "Warning"), ("info", "Info")]
@@ -24,3 +30,36 @@ class PagerDuty(DestinationType):
     summary = "Opens a PagerDuty incident on trigger and resolves it on recovery."
     form = PagerDutyForm
     suggestions = {"api_url": API_URLS}
+    resolves = True
+
+    @classmethod
+    def payload(cls, config, n) -> dict:
+        event = {
+            "routing_key": config["integration_key"],
+            "dedup_key": n.dedup_key[:DEDUP_KEY_LIMIT],
+            "event_action": "resolve" if n.is_recovery else "trigger",
+        }
+        if n.is_recovery:
+            return event  # a resolve needs only the routing and dedup keys
+        details = {label.lower(): value for label, value in n.facts()}
+        if n.description:
+            details["description"] = n.description
+        event["payload"] = {
+            "summary": truncate(n.title, SUMMARY_LIMIT),
+            "source": urlsplit(n.url_base).hostname or "herald",
+            "severity": config.get("severity") or n.severity,
+            "timestamp": isoformat(n.occurred_at),
+            "component": truncate(n.alert_name, 255),
+            "custom_details": details,
+        }
+        event["client"] = "Herald"
+        if n.url_base:
+            event["client_url"] = n.url_base
+        if n.alert_url:
+            event["links"] = [{"href": n.alert_url, "text": "Open the alert in Herald"}]
+        return event
+
+    @classmethod
+    def send(cls, config, n, ctx):
+        response = check(request(ctx, "POST", config["api_url"], json=cls.payload(config, n)))
+        return SendResult(response.status_code, vendor_text(response))

@@ -1,0 +1,85 @@
+"""Fixtures for delivery tests: notifications, a send context, and a real SMTP server on loopback."""
+import email
+import email.policy
+import socket
+from datetime import datetime, timezone
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from webapp import create_app
+from webapp.destinations.transport import SendContext
+from webapp.notification import Notification
+
+BASE = "https://herald.example.com"
+
+
+@pytest.fixture
+def trigger():
+    return Notification(
+        alert_id=42, alert_name="CPU > 90% on web-01", state="triggered", previous_state="ok",
+        severity="critical", description="CPU above 90% for 5 minutes.", alert_url=f"{BASE}/alerts/42",
+        url_base=BASE, value=93.5, threshold=90, occurred_at=datetime(2026, 11, 26, 10, 15, tzinfo=timezone.utc),
+    )
+
+
+@pytest.fixture
+def recovery(trigger):
+    from dataclasses import replace
+
+    return replace(trigger, state="ok", previous_state="triggered", value=41.0)
+
+
+@pytest.fixture
+def ctx():
+    return SendContext(timeout=3)
+
+
+class RecordingHandler:
+    """Keeps every message; `reply` lets a test make the server refuse (e.g. '451 try later')."""
+
+    def __init__(self):
+        self.messages = []
+        self.reply = "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if not self.reply.startswith("250"):
+            return self.reply
+        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "message": message})
+        return self.reply
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server():
+    handler = RecordingHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    handler.port = controller.port
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture
+def delivery_app(tmp_path, smtp_server):
+    """An app on a real SQLite file whose mail goes to the loopback SMTP server."""
+    app = create_app({
+        "TESTING": True,
+        "SECRET_KEY": "delivery-tests",
+        "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(tmp_path / "herald.sqlite3"),
+        "HERALD_BASE_URL": BASE,
+        "HERALD_HTMX_CDN": False,
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": smtp_server.port,
+        "MAIL_DEFAULT_SENDER": "Herald <herald@example.com>",
+        "MAIL_SUPPRESS_SEND": False,  # Flask-Mail suppresses mail when TESTING; these tests want it sent
+        "WTF_CSRF_ENABLED": False,
+    })
+    with app.app_context():
+        yield app

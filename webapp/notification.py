@@ -1,0 +1,96 @@
+"""What a destination is told when an alert changes state (plain data, no Flask)."""
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Notification:
+    alert_id: int
+    alert_name: str
+    state: str  # "triggered" or "ok"
+    previous_state: str = "unknown"
+    severity: str = "critical"  # critical, error, warning, info
+    description: str = ""
+    alert_url: str = ""
+    url_base: str = ""
+    value: float | None = None
+    threshold: float | None = None
+    occurred_at: datetime = field(default_factory=_now)
+    test: bool = False
+
+    @property
+    def event(self) -> str:
+        """trigger, resolve or test: what the delivery log calls this notification."""
+        if self.test:
+            return "test"
+        return "resolve" if self.is_recovery else "trigger"
+
+    @property
+    def is_recovery(self) -> bool:
+        return self.state == "ok"
+
+    @property
+    def dedup_key(self) -> str:
+        """The key that ties a trigger to its resolve at vendors that de-duplicate."""
+        return f"herald-test-{self.alert_id}" if self.test else f"herald-alert-{self.alert_id}"
+
+    @property
+    def title(self) -> str:
+        prefix = "[TEST] " if self.test else ""
+        word = "RESOLVED" if self.is_recovery else "TRIGGERED"
+        return f"{prefix}{word}: {self.alert_name}"
+
+    def template_values(self) -> dict:
+        """The values behind the template placeholders of webapp.templating."""
+        return {
+            "alert_name": self.alert_name,
+            "state": self.state,
+            "previous_state": self.previous_state,
+            "severity": self.severity,
+            "description": self.description,
+            "alert_url": self.alert_url,
+            "value": "" if self.value is None else _number(self.value),
+            "threshold": "" if self.threshold is None else _number(self.threshold),
+        }
+
+    def facts(self) -> list[tuple[str, str]]:
+        """(label, value) pairs that chat and mail messages list under the title."""
+        facts = [("Severity", self.severity), ("State", f"{self.previous_state} → {self.state}")]
+        if self.value is not None:
+            facts.append(("Value", _number(self.value)))
+        if self.threshold is not None:
+            facts.append(("Threshold", _number(self.threshold)))
+        facts.append(("Time", self.occurred_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")))
+        return facts
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["occurred_at"] = self.occurred_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Notification":
+        return cls(**{**data, "occurred_at": datetime.fromisoformat(data["occurred_at"])})
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def make_test_notification(url_base: str, alert_url: str = "") -> Notification:
+    """A clearly marked synthetic alert for 'Send test notification'."""
+    return Notification(
+        alert_id=0,
+        alert_name="Herald test notification",
+        state="triggered",
+        previous_state="ok",
+        severity="info",
+        description="This is a test sent from Herald to check this destination. No action is needed.",
+        alert_url=alert_url or url_base,
+        url_base=url_base,
+        test=True,
+    )
