@@ -51,5 +51,45 @@ def create_app(test_config: dict | None = None) -> Flask:
         return redirect(url_for("destinations.index"))
 
     with app.app_context():
+        _tune_sqlite()
         db.create_all()
+    if app.config["HERALD_RETRY_WORKER"] and not app.testing and not _loading_for_cli_command():
+        start_retry_worker(app)
     return app
+
+
+def start_retry_worker(app: Flask):
+    """Start this process's retry worker (once); it is kept on app.extensions for health checks."""
+    from .notifier import RetryWorker
+
+    worker = app.extensions.get("herald_retry_worker")
+    if worker is None or not worker.is_alive():
+        worker = RetryWorker(app, app.config["HERALD_RETRY_POLL_SECONDS"]).start()
+        app.extensions["herald_retry_worker"] = worker
+    return worker
+
+
+def _loading_for_cli_command() -> bool:
+    """True while `flask <command>` loads the app for a one-off command (not `flask run`)."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.info_name != "run"
+
+
+def _tune_sqlite():
+    """Foreign keys on (SQLite leaves them off), WAL so readers don't block the notifier's writes, a busy wait."""
+    from sqlalchemy import event
+
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()

@@ -13,6 +13,18 @@ def register(app):
         db.create_all()
         click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
 
+    @app.cli.group("deliveries")
+    def deliveries():
+        """Inspect and drive the delivery queue."""
+
+    @deliveries.command("retry")
+    def retry_due():
+        """Send every retry that is due now, once (for cron, instead of or beside the in-process worker)."""
+        from .notifier import Notifier
+
+        tried = Notifier(app).run_due(limit=10_000)
+        click.echo(f"Tried {tried} due deliver{'y' if tried == 1 else 'ies'}.")
+
     @app.cli.command("create-user")
     @click.argument("email")
     @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)

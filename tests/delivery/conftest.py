@@ -83,3 +83,42 @@ def delivery_app(tmp_path, smtp_server):
     })
     with app.app_context():
         yield app
+
+
+@pytest.fixture
+def receivers():
+    """Start threaded local HTTP receivers on loopback (pytest-httpserver), each answering concurrently."""
+    from pytest_httpserver import HTTPServer
+
+    started = []
+
+    def start():
+        server = HTTPServer(host="127.0.0.1", threaded=True)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.clear()
+        if server.is_running():
+            server.stop()
+
+
+@pytest.fixture
+def make_destination(delivery_app):
+    """Store a destination the way the settings form does (secrets encrypted)."""
+    from webapp.destinations import REGISTRY
+    from webapp.extensions import db
+    from webapp.models import Destination
+
+    def make(name, type_key, enabled=True, **config):
+        secret_names = set(REGISTRY[type_key].secret_fields())
+        destination = Destination(name=name, type=type_key, enabled=enabled,
+                                  options={k: v for k, v in config.items() if k not in secret_names})
+        destination.secrets = {k: v for k, v in config.items() if k in secret_names}
+        db.session.add(destination)
+        db.session.commit()
+        return destination
+
+    return make
