@@ -177,6 +177,15 @@ class DestinationForm(FlaskForm):
         if db.session.scalar(query) is not None:
             raise ValidationError("Another destination already has this name.")
 
+    def validate_options(self) -> dict[str, list[str]]:
+        """Validate only the type's own fields (a test send needs no name); field name → errors."""
+        problems = {}
+        for field in self.option_fields():
+            inline = getattr(type(self), f"validate_{field.name}", None)
+            if not field.validate(self, [inline] if inline else ()):
+                problems[field.name] = field.errors
+        return problems
+
     def option_fields(self):
         return [f for f in self if f.name not in self.COMMON]
 

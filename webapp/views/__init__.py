@@ -6,10 +6,10 @@ from ..htmx import is_htmx
 
 
 def register(app):
-    from . import auth, destinations
+    from . import auth, deliveries, destinations, settings
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(destinations.bp)
+    for blueprint in (auth.bp, destinations.bp, deliveries.bp, settings.bp):
+        app.register_blueprint(blueprint)
     auth.init_app(app)
 
     def error_page(status: int, title: str, message: str):

@@ -1,5 +1,5 @@
 """Settings → Alert Destinations: list, create (type fields swapped in by htmx), edit, enable/disable, delete."""
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -7,7 +7,9 @@ from ..destinations import REGISTRY, get_type
 from ..extensions import db
 from ..htmx import is_htmx, render
 from ..models import Destination
+from ..notifier import Notifier
 from .auth import admin_required
+from .deliveries import recent_deliveries
 
 bp = Blueprint("destinations", __name__, url_prefix="/settings/destinations")
 
@@ -60,6 +62,59 @@ def new():
     return render("destinations/new.html", "destinations/_new.html", status=status, dtype=dtype, form=form)
 
 
+def _test_with_form(dtype, form, stored_secrets: dict, destination: Destination | None):
+    """Send a test with the form's (unsaved) values; blank secrets fall back to the stored ones."""
+    problems = form.validate_options()
+    if problems:
+        return None, problems
+    options, secrets = form.split_options(stored_secrets)
+    name = form.name.data or (destination.name if destination else "")
+    outcome = Notifier(current_app._get_current_object()).send_test(
+        dtype, {**options, **secrets}, name=name, destination_id=destination.id if destination else None)
+    return outcome, {}
+
+
+def _test_response(outcome, problems, form, page, **context):
+    """htmx: only the result box. Without JavaScript: the whole form page again, with the result above it."""
+    if is_htmx():
+        return render("destinations/_test_result.html", outcome=outcome, problems=problems, form=form)
+    return render(page, status=422 if problems else 200, form=form, outcome=outcome, problems=problems, **context)
+
+
+@bp.post("/test")
+@admin_required
+def test_new():
+    dtype = get_type(request.args.get("type"))
+    if dtype is None:
+        abort(404)
+    form = dtype.form()
+    outcome, problems = _test_with_form(dtype, form, {}, None)
+    return _test_response(outcome, problems, form, "destinations/new.html", dtype=dtype)
+
+
+@bp.post("/<int:destination_id>/test")
+@admin_required
+def test_existing(destination_id: int):
+    """From the edit form (its unsaved values) or from the list's row (the stored settings)."""
+    destination = _get(destination_id)
+    dtype = destination.destination_type
+    if dtype is None:
+        abort(404)
+    stored_secrets = destination.secrets
+    if "name" in request.form:
+        form = dtype.form(destination_id=destination.id, stored_secrets=stored_secrets.keys())
+        outcome, problems = _test_with_form(dtype, form, stored_secrets, destination)
+        return _test_response(outcome, problems, form, "destinations/edit.html", dtype=dtype, destination=destination,
+                              deliveries=recent_deliveries(destination.id))
+    outcome = Notifier(current_app._get_current_object()).send_test(
+        dtype, destination.config, name=destination.name, destination_id=destination.id)
+    if is_htmx():
+        return render("destinations/_test_result.html", outcome=outcome, problems={})
+    flash(f"Test to “{destination.name}”: " + (
+        "sent." if outcome["status"] == "sent" else f"failed. {outcome['error']}"), "success" if outcome["status"] == "sent" else "error")
+    return redirect(url_for(".index"))
+
+
 @bp.route("/<int:destination_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(destination_id: int):
@@ -77,7 +132,8 @@ def edit(destination_id: int):
         flash(f"Saved “{destination.name}”.", "success")
         return redirect(url_for(".index"))
     status = 422 if request.method == "POST" else 200
-    return render("destinations/edit.html", status=status, dtype=dtype, form=form, destination=destination)
+    return render("destinations/edit.html", status=status, dtype=dtype, form=form, destination=destination,
+                  deliveries=recent_deliveries(destination.id))
 
 
 @bp.post("/<int:destination_id>/toggle")
