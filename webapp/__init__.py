@@ -26,6 +26,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(config.from_environment(app.instance_path))
     if test_config:
         app.config.update(test_config)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = config.persistent_secret_key(app.instance_path)
 
     app.jinja_env.add_extension("jinja2.ext.do")
     db.init_app(app)

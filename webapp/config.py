@@ -10,7 +10,7 @@ def _bool(value: str | None, default: bool = False) -> bool:
     return default if value is None else value.strip().lower() in _TRUE
 
 
-def _persistent_secret_key(instance_path: str) -> str:
+def persistent_secret_key(instance_path: str) -> str:
     """The SECRET_KEY kept under instance/, made on first run, so sessions and stored secrets survive restarts."""
     path = Path(instance_path) / "secret_key"
     if path.exists():
@@ -31,7 +31,7 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
     """Build the config mapping from the environment."""
     db_url = env.get("DATABASE_URL") or "sqlite:///" + str(Path(instance_path) / "herald.sqlite3")
     return {
-        "SECRET_KEY": env.get("SECRET_KEY") or _persistent_secret_key(instance_path),
+        "SECRET_KEY": env.get("SECRET_KEY") or None,  # create_app falls back to persistent_secret_key()
         "HERALD_ENCRYPTION_KEY": env.get("HERALD_ENCRYPTION_KEY") or None,
         "SQLALCHEMY_DATABASE_URI": db_url,
         "HERALD_BASE_URL": (env.get("HERALD_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),

@@ -10,7 +10,7 @@ SUMMARY_LIMIT = 1024
 DEDUP_KEY_LIMIT = 255
 
 API_URLS = ["https://events.pagerduty.com/v2/enqueue", "https://events.eu.pagerduty.com/v2/enqueue"]
-SEVERITIES = [("", "From the alert"), ("critical", "Critical"), ("error", "Error"), ("warning", "Warning"), ("info", "Info")]
+SEVERITIES = {"": "From the alert", "critical": "Critical", "error": "Error", "warning": "Warning", "info": "Info"}
 
 
 class PagerDutyForm(DestinationForm):
