@@ -39,7 +39,12 @@ chromium:
 test: $(VENV)/.test-installed chromium
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.test-installed
+$(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
+## bench: benchmarks (not tests); numbers are quoted in the README
+bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/fanout.py
 
 clean:

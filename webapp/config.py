@@ -45,7 +45,7 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or None,
         # Delivery: per-request timeout, parallel sends, retries (see the README's configuration table)
         "HERALD_HTTP_TIMEOUT": float(env.get("HERALD_HTTP_TIMEOUT") or 10),
-        "HERALD_NOTIFY_WORKERS": int(env.get("HERALD_NOTIFY_WORKERS") or 8),
+        "HERALD_NOTIFY_WORKERS": int(env.get("HERALD_NOTIFY_WORKERS") or 16),
         "HERALD_RETRY_MAX_ATTEMPTS": int(env.get("HERALD_RETRY_MAX_ATTEMPTS") or 6),
         "HERALD_RETRY_MAX_AGE": float(env.get("HERALD_RETRY_MAX_AGE") or 3600),
         "HERALD_RETRY_BASE_DELAY": float(env.get("HERALD_RETRY_BASE_DELAY") or 2),

@@ -45,7 +45,7 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class NotifierSettings:
     timeout: float = 10.0
-    workers: int = 8
+    workers: int = 16
     policy: RetryPolicy = RetryPolicy()
 
     @property
