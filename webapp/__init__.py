@@ -50,7 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.get("/")
     def index():
-        return redirect(url_for("destinations.index"))
+        return redirect(url_for("alerts.index"))
 
     with app.app_context():
         _tune_sqlite()

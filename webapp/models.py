@@ -2,8 +2,8 @@
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, func, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, func, select
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -155,3 +155,99 @@ class DeliveryRef(db.Model):
     alert_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+alert_destination = db.Table(
+    "alert_destination",
+    db.Column("alert_id", ForeignKey("alert.id", ondelete="CASCADE"), primary_key=True),
+    db.Column("destination_id", ForeignKey("destination.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class Alert(db.Model):
+    """Something that can be triggered or ok, and the destinations to tell when it changes."""
+
+    STATES = ("unknown", "ok", "triggered")
+    SEVERITIES = ("critical", "error", "warning", "info")
+    OPERATORS = (">", ">=", "<", "<=", "==", "!=")
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    severity: Mapped[str] = mapped_column(String(16), default="critical")
+    state: Mapped[str] = mapped_column(String(16), default="unknown")
+    condition_op: Mapped[str | None] = mapped_column(String(2))
+    condition_threshold: Mapped[float | None] = mapped_column(Float)
+    rearm_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_value: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    last_triggered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_state_change_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    destinations: Mapped[list[Destination]] = relationship(
+        secondary=alert_destination, order_by=Destination.name, backref=backref("alerts", order_by="Alert.name"))
+    history: Mapped[list["AlertStateChange"]] = relationship(
+        back_populates="alert", order_by="AlertStateChange.id.desc()", cascade="all, delete-orphan",
+        passive_deletes=True)
+
+    @property
+    def condition(self) -> dict | None:
+        if self.condition_op is None or self.condition_threshold is None:
+            return None
+        return {"op": self.condition_op, "threshold": self.condition_threshold}
+
+
+class AlertStateChange(db.Model):
+    """One entry of an alert's history: a state change, or a re-notification while it stayed triggered."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id", ondelete="CASCADE"), index=True)
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))  # ui, api, value
+    actor: Mapped[str | None] = mapped_column(String(254))
+    value: Mapped[float | None] = mapped_column(Float)
+    notified: Mapped[int] = mapped_column(Integer, default=0)  # how many destinations were notified
+    note: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    alert: Mapped[Alert] = relationship(back_populates="history")
+
+
+class ApiToken(db.Model):
+    """A bearer token for the JSON API; only its SHA-256 is stored."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # shown in the list so people can tell tokens apart
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+    PREFIX = "hrld_"
+
+    @staticmethod
+    def hash(token: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user: User, name: str) -> tuple["ApiToken", str]:
+        """A new token row and the token itself, which is shown once and never stored."""
+        import secrets
+
+        token = cls.PREFIX + secrets.token_urlsafe(32)
+        return cls(user=user, name=name, token_hash=cls.hash(token), prefix=token[: len(cls.PREFIX) + 6]), token
+
+    @classmethod
+    def find_active(cls, token: str) -> "ApiToken | None":
+        row = db.session.scalar(select(cls).where(cls.token_hash == cls.hash(token)))
+        return row if row is not None and row.revoked_at is None else None

@@ -53,17 +53,17 @@ class Notification:
             "severity": self.severity,
             "description": self.description,
             "alert_url": self.alert_url,
-            "value": "" if self.value is None else _number(self.value),
-            "threshold": "" if self.threshold is None else _number(self.threshold),
+            "value": "" if self.value is None else format_number(self.value),
+            "threshold": "" if self.threshold is None else format_number(self.threshold),
         }
 
     def facts(self) -> list[tuple[str, str]]:
         """(label, value) pairs that chat and mail messages list under the title."""
         facts = [("Severity", self.severity), ("State", f"{self.previous_state} → {self.state}")]
         if self.value is not None:
-            facts.append(("Value", _number(self.value)))
+            facts.append(("Value", format_number(self.value)))
         if self.threshold is not None:
-            facts.append(("Threshold", _number(self.threshold)))
+            facts.append(("Threshold", format_number(self.threshold)))
         facts.append(("Time", self.occurred_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")))
         return facts
 
@@ -77,8 +77,10 @@ class Notification:
         return cls(**{**data, "occurred_at": datetime.fromisoformat(data["occurred_at"])})
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+def format_number(value: float) -> str:
+    """90.0 → "90", 0.5 → "0.5": exact, without float noise or exponents for ordinary values."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
 def make_test_notification(url_base: str, alert_url: str = "") -> Notification:

@@ -6,9 +6,9 @@ from ..htmx import is_htmx
 
 
 def register(app):
-    from . import auth, deliveries, destinations, settings
+    from . import alerts, auth, deliveries, destinations, settings
 
-    for blueprint in (auth.bp, destinations.bp, deliveries.bp, settings.bp):
+    for blueprint in (auth.bp, alerts.bp, destinations.bp, deliveries.bp, settings.bp):
         app.register_blueprint(blueprint)
     auth.init_app(app)
 

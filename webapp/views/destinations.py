@@ -2,6 +2,7 @@
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from ..destinations import REGISTRY, get_type
 from ..extensions import db
@@ -15,7 +16,8 @@ bp = Blueprint("destinations", __name__, url_prefix="/settings/destinations")
 
 
 def _all_destinations():
-    return db.session.scalars(select(Destination).order_by(Destination.name)).all()
+    # Rows show how many alerts use each destination: load those in one query, not one per row
+    return db.session.scalars(select(Destination).options(selectinload(Destination.alerts)).order_by(Destination.name)).all()
 
 
 def _get(destination_id: int) -> Destination:
