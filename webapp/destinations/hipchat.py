@@ -1,9 +1,15 @@
 """HipChat Server / Data Center room notifications (REST API v2). HipChat Cloud closed in February 2019."""
 from wtforms import BooleanField, SelectField
 
-from .base import DestinationForm, DestinationType, url_field
+import markupsafe
 
-COLORS = [("red", "Red"), ("yellow", "Yellow"), ("purple", "Purple"), ("gray", "Gray"), ("random", "Random")]
+from . import chat
+from .base import DestinationForm, DestinationType, url_field
+from .transport import SendResult, request, vendor_text
+
+MESSAGE_LIMIT = 10000  # HipChat refuses longer messages with 400
+
+COLORS = {"red": "Red", "yellow": "Yellow", "purple": "Purple", "gray": "Gray", "random": "Random"}
 
 
 class HipChatForm(DestinationForm):
@@ -24,3 +30,33 @@ class HipChat(DestinationType):
     summary = "A room notification on a self-hosted HipChat Server or Data Center. HipChat Cloud closed in 2019."
     form = HipChatForm
     deprecated = True
+
+    @classmethod
+    def payload(cls, config, n) -> dict:
+        head = f"<b>{escape(n.title)}</b><br><br>"
+        return {
+            "message": head + chat.details(n, HTML, MESSAGE_LIMIT - len(head)),
+            "message_format": "html",
+            "color": "green" if n.is_recovery else (config.get("color") or "red"),
+            "notify": bool(config.get("notify")),
+        }
+
+    @classmethod
+    def send(cls, config, n, ctx):
+        # config["url"] is the room's notification URL with its ?auth_token=…, posted as it is
+        response = request(ctx, "POST", config["url"], json=cls.payload(config, n))
+        chat.check_rate_limited(response, "X-Ratelimit-Reset")
+        return SendResult(response.status_code, vendor_text(response))
+
+
+def escape(text: str) -> str:
+    """HTML-escaped, with line breaks kept as <br> (HipChat's html format ignores newlines)."""
+    return str(markupsafe.escape(text)).replace("\r\n", "\n").replace("\n", "<br>")
+
+
+HTML = chat.Style(
+    escape=escape,
+    bold=lambda text: f"<b>{text}</b>",
+    link=lambda url, text: f'<a href="{url}">{escape(text)}</a>',  # url arrives escaped
+    newline="<br>",
+)

@@ -1,5 +1,12 @@
 """Mattermost incoming webhooks (https://developers.mattermost.com/integrate/webhooks/incoming/)."""
+import re
+
+from . import chat
 from .base import DestinationForm, DestinationType, Pattern, text_field, url_field
+from .transport import SendResult, check, request, truncate, vendor_text
+
+TEXT_LIMIT = 16383  # characters in one post since Mattermost 5.0; longer text is split into several posts
+TITLE_LIMIT = 255
 
 
 class MattermostForm(DestinationForm):
@@ -17,3 +24,46 @@ class Mattermost(DestinationType):
     summary = "A message in a Mattermost channel through an incoming webhook."
     form = MattermostForm
     target_option = "channel"
+
+    @classmethod
+    def payload(cls, config, n) -> dict:
+        fallback = chat.headline(n)
+        attachment = {
+            "fallback": truncate(fallback, TEXT_LIMIT),
+            "color": chat.color(n),
+            "title": truncate(n.alert_name, TITLE_LIMIT),
+            "fields": [{"short": True, "title": label, "value": markdown_escape(value)} for label, value in n.facts()],
+            "footer": chat.footer(n),
+        }
+        if n.alert_url:
+            attachment["title_link"] = n.alert_url
+        description = (n.description or "").strip()
+        if description:
+            # Mattermost counts only the post's text against 16 383 characters; the attachment is held to the same
+            # limit so one long description cannot make the post too large to store.
+            attachment["text"] = chat.fit(description, TEXT_LIMIT, markdown_escape)
+        message = {
+            "text": f"{chat.emoji(n)} **{chat.title(n, lambda name: chat.fit(name, TITLE_LIMIT, markdown_escape))}**",
+            "attachments": [attachment],
+        }
+        for option in ("channel", "username", "icon_url"):
+            if config.get(option):
+                message[option] = config[option]
+        return message
+
+    @classmethod
+    def send(cls, config, n, ctx):
+        # transport.check() treats 501 (incoming webhooks switched off on the server) as permanent
+        response = check(request(ctx, "POST", config["webhook_url"], json=cls.payload(config, n)))
+        return SendResult(response.status_code, vendor_text(response))
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_~\[\]<>|#])")
+
+
+def markdown_escape(text: str) -> str:
+    """Backslash-escape Markdown punctuation, so `**` or `[x](y)` in an alert's name shows as typed.
+
+    (`@channel` in a name still notifies: Markdown escapes do not stop Mattermost mentions.)
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

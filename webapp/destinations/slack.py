@@ -1,5 +1,15 @@
 """Slack incoming webhooks (https://api.slack.com/messaging/webhooks)."""
+from . import chat
 from .base import DestinationForm, DestinationType, Pattern, text_field, url_field
+from .transport import SendResult, check, request, truncate, vendor_text
+
+# Block Kit and message limits (api.slack.com: header 150, section text 3000, ≤10 fields of ≤2000 each;
+# keep `text` ≤4000)
+TEXT_LIMIT = 4000
+HEADER_LIMIT = 150
+SECTION_LIMIT = 3000
+FIELD_LIMIT = 2000
+MAX_FIELDS = 10
 
 
 class SlackForm(DestinationForm):
@@ -18,3 +28,45 @@ class Slack(DestinationType):
     summary = "A message in a Slack channel through an incoming webhook."
     form = SlackForm
     target_option = "channel"
+
+    @classmethod
+    def payload(cls, config, n) -> dict:
+        fallback = truncate(mrkdwn_escape(chat.headline(n)), TEXT_LIMIT)
+        fields = [{"type": "mrkdwn", "text": field_text(label, value)} for label, value in n.facts()[:MAX_FIELDS]]
+        details = [{"type": "section", "fields": fields}]
+        description = (n.description or "").strip()
+        if description:
+            details.append({"type": "section", "text": {"type": "mrkdwn", "text": chat.fit(description, SECTION_LIMIT, mrkdwn_escape)}})
+        if n.alert_url:
+            details.append({"type": "actions", "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "Open alert"}, "url": n.alert_url,
+                 **({"style": "danger"} if n.event == "trigger" else {})}]})
+        details.append({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn_escape(chat.footer(n))}]})
+        message = {
+            "text": fallback,
+            # The header stays a top-level block so it is never folded away; the rest of the blocks sit in an
+            # attachment because only an attachment draws the red/green colour bar beside them.
+            "blocks": [{"type": "header",
+                        "text": {"type": "plain_text", "text": truncate(chat.headline(n), HEADER_LIMIT), "emoji": True}}],
+            "attachments": [{"color": chat.color(n), "fallback": fallback, "blocks": details}],
+        }
+        for option in ("channel", "username", "icon_emoji"):
+            if config.get(option):
+                message[option] = config[option]
+        return message
+
+    @classmethod
+    def send(cls, config, n, ctx):
+        response = check(request(ctx, "POST", config["webhook_url"], json=cls.payload(config, n)))
+        return SendResult(response.status_code, vendor_text(response))
+
+
+def mrkdwn_escape(text: str) -> str:
+    """Slack's three control characters; also keeps `<!channel>` or `<@U123>` in alert names from pinging anyone."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def field_text(label: str, value: str) -> str:
+    """`*Label*` over its value, escaped, within Slack's 2000 characters per field."""
+    prefix = f"*{mrkdwn_escape(label)}*\n"
+    return prefix + chat.fit(value, FIELD_LIMIT - len(prefix), mrkdwn_escape)

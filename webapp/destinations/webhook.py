@@ -1,9 +1,14 @@
 """Generic Webhook: a JSON POST to any URL, with optional basic auth and field/payload mappers."""
+import copy
+import logging
 import re
 
 from wtforms.validators import ValidationError
 
 from .base import DestinationForm, DestinationType, Pattern, secret_field, text_field, url_field
+from .transport import SendResult, check, isoformat, request, vendor_text
+
+log = logging.getLogger(__name__)
 
 _PATH = r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*"
 _MOVE = re.compile(rf"\s*({_PATH})\s*:\s*({_PATH})\s*")
@@ -20,6 +25,80 @@ def parse_field_mapper(text: str) -> list[tuple[str, str]]:
             raise ValueError(f"“{pair.strip()}” is not source:destination, e.g. alert.name:title.")
         moves.append((match.group(1), match.group(2)))
     return moves
+
+
+_MISSING = object()
+
+
+def apply_field_mapper(payload: dict, moves: list[tuple[str, str]]) -> dict:
+    """A copy of `payload` with each (source, destination) dot path moved, in order (webhook-mappers.md).
+
+    - A move, not a copy: the source key is gone afterwards.
+    - Missing intermediate objects of the destination are created.
+    - A source that does not exist is skipped with a logged warning.
+    - A destination that would have to pass through an existing non-object value is skipped (logged), and the
+      source then stays where it was. A destination's last key may replace what was there: that is the move.
+    - The source is taken out before the destination is made, so `event:event.type` nests the value under the
+      name it came from rather than being refused for passing through the old value.
+    """
+    result = copy.deepcopy(payload)
+    for source, destination in moves:
+        trial = copy.deepcopy(result)
+        value = _pop(trial, source.split("."))
+        if value is _MISSING:
+            log.warning("Webhook field mapper: no field %s in the payload; %s:%s skipped.", source, source, destination)
+            continue
+        if not _put(trial, destination.split("."), value):
+            log.warning("Webhook field mapper: %s passes through a value that is not an object; %s:%s skipped.",
+                        destination, source, destination)
+            continue
+        result = trial
+    return result
+
+
+def _pop(data: dict, path: list[str]):
+    for key in path[:-1]:
+        data = data.get(key, _MISSING) if isinstance(data, dict) else _MISSING
+        if data is _MISSING:
+            return _MISSING
+    if not isinstance(data, dict) or path[-1] not in data:
+        return _MISSING
+    return data.pop(path[-1])
+
+
+def _put(data: dict, path: list[str], value) -> bool:
+    for key in path[:-1]:
+        if key not in data:
+            data[key] = {}
+        elif not isinstance(data[key], dict):
+            return False  # never overwrite a value to make room for an object
+        data = data[key]
+    data[path[-1]] = value
+    return True
+
+
+def build_payload(n, field_mapper: str = "", payload_mapper: str = "") -> dict:
+    """The default payload, moved about by the field mapper, then wrapped under the payload mapper's name."""
+    payload = {
+        "event": "alert_state_change",
+        "alert": {
+            "id": n.alert_id,
+            "name": n.alert_name,
+            "state": n.state,
+            "previous_state": n.previous_state,
+            "severity": n.severity,
+            "description": n.description,
+            "url": n.alert_url,
+            "value": n.value,
+            "threshold": n.threshold,
+            "occurred_at": isoformat(n.occurred_at),
+            "test": n.test,
+        },
+        "url_base": n.url_base,
+    }
+    payload = apply_field_mapper(payload, parse_field_mapper(field_mapper or ""))
+    wrapper = (payload_mapper or "").strip()
+    return {wrapper: payload} if wrapper else payload
 
 
 class FieldMapper:
@@ -56,3 +135,15 @@ class Webhook(DestinationType):
     summary = "A JSON POST to any URL, shaped by optional field and payload mappers."
     form = WebhookForm
     target_option = "url"
+
+    @classmethod
+    def payload(cls, config, n) -> dict:
+        return build_payload(n, config.get("field_mapper") or "", config.get("payload_mapper") or "")
+
+    @classmethod
+    def send(cls, config, n, ctx):
+        username = (config.get("username") or "").strip()
+        # HTTP Basic only with a username; the password may be empty
+        auth = (username, config.get("password") or "") if username else None
+        response = check(request(ctx, "POST", config["url"], json=cls.payload(config, n), auth=auth))
+        return SendResult(response.status_code, vendor_text(response))
