@@ -25,6 +25,23 @@ def register(app):
         tried = Notifier(app).run_due(limit=10_000)
         click.echo(f"Tried {tried} due deliver{'y' if tried == 1 else 'ies'}.")
 
+    @app.cli.command("create-token")
+    @click.argument("email")
+    @click.option("--name", default="cli", show_default=True, help="What the token is for.")
+    def create_token(email, name):
+        """Make an API token for a user; the token is the last line of the output."""
+        from .models import ApiToken
+
+        user = User.by_email(email)
+        if user is None:
+            raise click.UsageError(f"No user with the email {email}.")
+        row, token = ApiToken.issue(user, name[:100])
+        db.session.add(row)
+        db.session.commit()
+        access = "read and write" if user.is_admin else "read-only"
+        click.echo(f"Created {access} API token “{row.name}” for {user.email}. It is shown only once:")
+        click.echo(token)
+
     @app.cli.command("create-user")
     @click.argument("email")
     @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)

@@ -1,18 +1,23 @@
 """Blueprints and error pages."""
-from flask import render_template
+from flask import render_template, request
 from flask_wtf.csrf import CSRFError
 
 from ..htmx import is_htmx
 
 
 def register(app):
+    from ..api import bp as api_bp
     from . import alerts, auth, deliveries, destinations, settings
 
-    for blueprint in (auth.bp, alerts.bp, destinations.bp, deliveries.bp, settings.bp):
+    for blueprint in (auth.bp, alerts.bp, destinations.bp, deliveries.bp, settings.bp, api_bp):
         app.register_blueprint(blueprint)
     auth.init_app(app)
 
     def error_page(status: int, title: str, message: str):
+        if request.path.startswith("/api/"):
+            from ..api import error_response
+
+            return error_response(status, message)
         if is_htmx():
             return render_template("_error.html", title=title, message=message), status
         return render_template("error.html", title=title, message=message, status=status), status

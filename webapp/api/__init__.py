@@ -1,0 +1,69 @@
+"""The JSON API under /api, authenticated by `Authorization: Bearer TOKEN`."""
+from datetime import datetime, timedelta, timezone
+
+from flask import Blueprint, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..extensions import csrf, db
+from ..models import ApiToken
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+csrf.exempt(bp)  # bearer tokens, not cookies: no cross-site request can carry one
+
+WRITE_METHODS = {"POST", "PATCH", "PUT", "DELETE"}
+PUBLIC = {"api.openapi"}
+
+
+class ApiError(Exception):
+    """An error answered as {"error": {"message": ..., "fields": {...}}} with an HTTP status."""
+
+    def __init__(self, status: int, message: str, fields: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.fields = status, message, fields or {}
+
+
+def error_response(status: int, message: str, fields: dict | None = None):
+    body = {"error": {"message": message, "fields": fields or {}}}
+    return jsonify(body), status
+
+
+@bp.errorhandler(ApiError)
+def api_error(error: ApiError):
+    return error_response(error.status, error.message, error.fields)
+
+
+@bp.errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    return error_response(error.code or 500, error.description or error.name)
+
+
+@bp.before_request
+def authenticate():
+    if request.endpoint in PUBLIC:
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "Send an API token: Authorization: Bearer TOKEN (Settings → API tokens).")
+    row = ApiToken.find_active(token.strip())
+    if row is None:
+        raise ApiError(401, "This API token is not valid or was revoked.")
+    if request.method in WRITE_METHODS and not row.user.is_admin:
+        raise ApiError(403, "This token belongs to a viewer and may only read.")
+    g.api_user, g.api_token = row.user, row
+    now = datetime.now(timezone.utc)
+    # One write a minute at most: a busy script must not turn every read into a write
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+        row.last_used_at = now
+        db.session.commit()
+    return None
+
+
+def json_body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "The body must be a JSON object (Content-Type: application/json).")
+    return data
+
+
+from . import alerts, destinations, meta  # noqa: E402,F401  (routes register on bp)

@@ -1,0 +1,191 @@
+"""/api/alerts: alerts, their bindings, state changes and values; /api/deliveries: the log."""
+from flask import current_app, jsonify, request
+from sqlalchemy import select
+
+from .. import alerts as alert_service
+from ..alert_form import AlertForm
+from ..extensions import db
+from ..models import Alert, Delivery
+from flask import g
+
+from . import ApiError, bp, json_body
+from .forms import form_errors, reject_unknown, to_formdata
+
+ALERT_FIELDS = ("name", "description", "severity", "muted", "rearm_seconds", "condition", "destination_ids")
+# The form's flat field names, as the API's nested names
+FORM_TO_API = {"condition_op": "condition.op", "condition_threshold": "condition.threshold"}
+MAX_PER_PAGE = 200
+
+
+def alert_json(alert: Alert) -> dict:
+    iso = lambda moment: moment.isoformat() if moment else None  # noqa: E731
+    return {
+        "id": alert.id,
+        "name": alert.name,
+        "description": alert.description,
+        "severity": alert.severity,
+        "state": alert.state,
+        "muted": alert.muted,
+        "rearm_seconds": alert.rearm_seconds,
+        "condition": alert.condition,
+        "destination_ids": [d.id for d in alert.destinations],
+        "last_value": alert.last_value,
+        "created_at": iso(alert.created_at),
+        "last_triggered_at": iso(alert.last_triggered_at),
+        "last_state_change_at": iso(alert.last_state_change_at),
+    }
+
+
+def _get(alert_id: int) -> Alert:
+    alert = db.session.get(Alert, alert_id)
+    if alert is None:
+        raise ApiError(404, f"No alert with id {alert_id}.")
+    return alert
+
+
+def _validated_form(body: dict, alert: Alert | None) -> AlertForm:
+    reject_unknown(body, ALERT_FIELDS)
+    values = AlertForm.data_of(alert) if alert else {"severity": "critical", "rearm_seconds": 0, "muted": False}
+    values = {k: v for k, v in values.items()}
+    for key in ("name", "description", "severity", "muted", "rearm_seconds", "destination_ids"):
+        if key in body:
+            values[key] = body[key]
+    if "condition" in body:
+        condition = body["condition"]
+        if condition is None:
+            values["condition_op"], values["condition_threshold"] = "", ""
+        elif isinstance(condition, dict):
+            reject_unknown(condition, ("op", "threshold"), prefix="condition.")
+            values["condition_op"] = condition.get("op")
+            values["condition_threshold"] = condition.get("threshold")
+        else:
+            raise ApiError(422, "condition must be an object or null.", {"condition": ["Must be {\"op\", \"threshold\"} or null."]})
+    if isinstance(values.get("rearm_seconds"), float) and values["rearm_seconds"].is_integer():
+        values["rearm_seconds"] = int(values["rearm_seconds"])
+    formdata = to_formdata(values, booleans=("muted",), lists=("destination_ids",))
+    form = AlertForm(formdata=formdata, meta={"csrf": False})
+    if not form.validate():
+        raise ApiError(422, "The alert is not valid.", form_errors(form, FORM_TO_API))
+    return form
+
+
+@bp.get("/alerts")
+def list_alerts():
+    alerts = db.session.scalars(select(Alert).order_by(Alert.name)).all()
+    return jsonify([alert_json(a) for a in alerts])
+
+
+@bp.post("/alerts")
+def create_alert():
+    form = _validated_form(json_body(), None)
+    alert = form.apply_to(Alert())
+    db.session.add(alert)
+    db.session.commit()
+    return jsonify(alert_json(alert)), 201
+
+
+@bp.get("/alerts/<int:alert_id>")
+def get_alert(alert_id: int):
+    return jsonify(alert_json(_get(alert_id)))
+
+
+@bp.patch("/alerts/<int:alert_id>")
+def update_alert(alert_id: int):
+    alert = _get(alert_id)
+    form = _validated_form(json_body(), alert)
+    form.apply_to(alert)
+    db.session.commit()
+    return jsonify(alert_json(alert))
+
+
+@bp.delete("/alerts/<int:alert_id>")
+def delete_alert(alert_id: int):
+    db.session.delete(_get(alert_id))
+    db.session.commit()
+    return "", 204
+
+
+def _change_response(result):
+    return jsonify({
+        "alert": alert_json(result.alert),
+        "previous_state": result.previous_state,
+        "changed": result.changed,
+        "notified": result.notified,
+        "message": result.message,
+        "deliveries": result.deliveries,
+    })
+
+
+@bp.post("/alerts/<int:alert_id>/state")
+def set_alert_state(alert_id: int):
+    alert = _get(alert_id)
+    body = json_body()
+    reject_unknown(body, ("state",))
+    state = body.get("state")
+    if state not in ("triggered", "ok"):
+        raise ApiError(422, "state must be \"triggered\" or \"ok\".", {"state": ["Must be \"triggered\" or \"ok\"."]})
+    result = alert_service.set_state(current_app._get_current_object(), alert, state, source="api",
+                                     actor=g.api_user.email)
+    return _change_response(result)
+
+
+@bp.post("/alerts/<int:alert_id>/value")
+def submit_alert_value(alert_id: int):
+    alert = _get(alert_id)
+    body = json_body()
+    reject_unknown(body, ("value",))
+    value = body.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+        raise ApiError(422, "value must be a finite number.", {"value": ["Must be a finite number."]})
+    if alert.condition is None:
+        raise ApiError(409, "This alert has no condition to check a value against.",
+                       {"value": ["The alert has no condition."]})
+    result = alert_service.submit_value(current_app._get_current_object(), alert, float(value), actor=g.api_user.email,
+                                        source="api")
+    return _change_response(result)
+
+
+def _positive_int_arg(name: str, default: int | None = None, maximum: int | None = None) -> int | None:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ApiError(422, f"{name} must be a positive whole number.", {name: ["Must be a positive whole number."]})
+    value = int(raw)
+    if maximum and value > maximum:
+        raise ApiError(422, f"{name} may be at most {maximum}.", {name: [f"At most {maximum}."]})
+    return value
+
+
+@bp.get("/deliveries")
+def list_deliveries():
+    reject_unknown(request.args, ("alert_id", "destination_id", "status", "event", "page", "per_page"))
+    query = select(Delivery).order_by(Delivery.id.desc())
+    for name in ("alert_id", "destination_id"):
+        value = _positive_int_arg(name)
+        if value is not None:
+            query = query.where(getattr(Delivery, name) == value)
+    for name, allowed in (("status", Delivery.STATUSES), ("event", Delivery.EVENTS)):
+        value = request.args.get(name)
+        if value:
+            if value not in allowed:
+                raise ApiError(422, f"{name} must be one of {', '.join(allowed)}.", {name: [f"One of: {', '.join(allowed)}."]})
+            query = query.where(getattr(Delivery, name) == value)
+    page = db.paginate(query, page=_positive_int_arg("page", 1), per_page=_positive_int_arg("per_page", 50, MAX_PER_PAGE),
+                       error_out=False)
+    return jsonify({
+        "items": [_delivery_json(d) for d in page.items],
+        "page": page.page, "per_page": page.per_page, "total": page.total, "pages": page.pages,
+    })
+
+
+def _delivery_json(delivery: Delivery) -> dict:
+    return {
+        **delivery.to_outcome(),
+        "alert_id": delivery.alert_id,
+        "alert_name": delivery.alert_name,
+        "duration_ms": delivery.duration_ms,
+        "created_at": delivery.created_at.isoformat(),
+        "last_attempt_at": delivery.last_attempt_at.isoformat() if delivery.last_attempt_at else None,
+        "sent_at": delivery.sent_at.isoformat() if delivery.sent_at else None,
+    }
