@@ -4,7 +4,7 @@ from pathlib import Path
 from flask import Flask, redirect, url_for
 
 from . import config
-from .extensions import csrf, db, login_manager, mail
+from .extensions import csrf, db, login_manager, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.jinja_env.add_extension("jinja2.ext.do")
     db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     mail.init_app(app)
     login_manager.init_app(app)
@@ -54,7 +55,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     with app.app_context():
         _tune_sqlite()
-        db.create_all()
+        if app.config["HERALD_AUTO_MIGRATE"]:
+            upgrade_database()
     if app.config["HERALD_RETRY_WORKER"] and not app.testing and not _loading_for_cli_command():
         start_retry_worker(app)
     return app
@@ -77,6 +79,15 @@ def _loading_for_cli_command() -> bool:
 
     ctx = click.get_current_context(silent=True)
     return ctx is not None and ctx.info_name != "run"
+
+
+def upgrade_database(revision: str = "head"):
+    """Bring the database to the newest schema (Alembic migrations under migrations/)."""
+    from alembic import command
+
+    config = migrate.get_config(str(ROOT / "migrations"))
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, revision)
 
 
 def _tune_sqlite():

@@ -52,6 +52,8 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "HERALD_RETRY_MAX_DELAY": float(env.get("HERALD_RETRY_MAX_DELAY") or 300),
         "HERALD_RETRY_POLL_SECONDS": float(env.get("HERALD_RETRY_POLL_SECONDS") or 5),
         "HERALD_RETRY_WORKER": _bool(env.get("HERALD_RETRY_WORKER"), True),
+        # Upgrade the schema at start; set 0 to run `flask --app wsgi db upgrade` yourself
+        "HERALD_AUTO_MIGRATE": _bool(env.get("HERALD_AUTO_MIGRATE"), True),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
