@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import update
 
 from .extensions import db
+from .metrics import STATE_CHANGES
 from .models import Alert, AlertStateChange
 from .notification import Notification
 from .notifier import Notifier
@@ -100,6 +101,7 @@ def set_state(app, alert: Alert, new_state: str, source: str, actor: str | None 
         entry.note = "Muted: nobody was notified."
     db.session.add(entry)
     db.session.commit()  # the change is on record before anything is sent
+    STATE_CHANGES.labels(previous, new_state, source).inc()
     db.session.refresh(alert)
 
     if not should_notify or alert.muted:

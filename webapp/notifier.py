@@ -17,6 +17,7 @@ from .crypto import SecretsUnreadable
 from .destinations import REGISTRY
 from .destinations.transport import DeliveryError, SendContext, redact
 from .extensions import db
+from .metrics import DELIVERIES, DELIVERY_LATENCY, failure_reason
 from .models import Delivery, DeliveryRef, Destination
 from .notification import Notification, make_test_notification
 
@@ -100,6 +101,7 @@ class Notifier:
                 delivery.lease_owner, delivery.lease_until = self.owner, now + self.settings.lease
             else:
                 delivery.status, delivery.detail, delivery.next_attempt_at = "skipped", "The destination is disabled.", None
+                DELIVERIES.labels(destination.type, "skipped", "disabled").inc()
             deliveries.append(delivery)
         db.session.add_all(deliveries)
         db.session.commit()
@@ -220,22 +222,33 @@ class Notifier:
         try:
             result = dtype.send(config, notification, ctx)
         except DeliveryError as exc:
-            delivery.duration_ms = int((time.monotonic() - started) * 1000)
+            self._timed(delivery, dtype, started)
             delivery.status_code = exc.status_code
             self._failed_attempt(delivery, redact(exc.message, secrets), exc.retryable and not final, exc.retry_after)
+            DELIVERIES.labels(dtype.type, delivery.status, failure_reason(dtype.type, exc.status_code, exc.retryable)).inc()
+            log.warning("delivery %s to %s (%s): %s", delivery.id, delivery.destination_name, dtype.type, delivery.error)
             return refs
         except Exception as exc:  # a defect in a destination module: say so, never retry blindly
-            log.exception("delivery %s: %s send raised", delivery.id, dtype.type)
-            delivery.duration_ms = int((time.monotonic() - started) * 1000)
+            # Not log.exception: a traceback's locals and reprs could carry the config's secrets
+            log.error("delivery %s: the %s sender raised %s", delivery.id, dtype.type, type(exc).__name__)
+            self._timed(delivery, dtype, started)
             self._finish(delivery, "failed", error=redact(f"Internal error in the {dtype.label} sender: {exc!r}", secrets))
+            DELIVERIES.labels(dtype.type, "failed", "internal").inc()
             return refs
         finally:
             ctx.session.close()
-        delivery.duration_ms = int((time.monotonic() - started) * 1000)
+        self._timed(delivery, dtype, started)
         delivery.status_code = result.status_code
         self._finish(delivery, "sent", detail=redact(result.detail or "", secrets) or None)
         delivery.sent_at = utcnow()
+        DELIVERIES.labels(dtype.type, "sent", "").inc()
         return {**refs, **result.remember}
+
+    @staticmethod
+    def _timed(delivery: Delivery, dtype, started: float) -> None:
+        elapsed = time.monotonic() - started
+        delivery.duration_ms = int(elapsed * 1000)
+        DELIVERY_LATENCY.labels(dtype.type).observe(elapsed)
 
     def _failed_attempt(self, delivery: Delivery, message: str, retryable: bool, retry_after: float | None) -> None:
         policy = self.settings.policy

@@ -14,7 +14,7 @@ from ..models import User
 
 bp = Blueprint("auth", __name__)
 
-PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "static", "health.healthz", "health.metrics"}
 MIN_PASSWORD = 8
 
 

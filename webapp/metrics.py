@@ -1,0 +1,18 @@
+"""Prometheus metrics (prometheus_client), served at /metrics."""
+from prometheus_client import Counter, Gauge, Histogram
+
+DELIVERIES = Counter(
+    "herald_deliveries", "Delivery attempts by destination type, outcome and failure reason",
+    ["type", "status", "reason"])
+DELIVERY_LATENCY = Histogram(
+    "herald_delivery_latency_seconds", "Time one delivery attempt took, by destination type", ["type"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+RETRIES_PENDING = Gauge("herald_retries_pending", "Deliveries waiting for a retry or a first attempt")
+STATE_CHANGES = Counter("herald_alert_state_changes", "Alert state changes", ["from_state", "to_state", "source"])
+
+
+def failure_reason(type_key: str, status_code: int | None, retryable: bool) -> str:
+    """A short, low-cardinality reason: http_429, smtp_550, network, invalid."""
+    if status_code:
+        return f"{'smtp' if type_key == 'email' else 'http'}_{status_code}"
+    return "network" if retryable else "invalid"
