@@ -1,8 +1,22 @@
 """Email through the SMTP server configured for Herald (Flask-Mail)."""
+import html
+import re
+import secrets
+import time
+from email.utils import parseaddr
+from urllib.parse import urlsplit
+
 from wtforms import TextAreaField
 from wtforms.validators import InputRequired, Length
 
-from .base import DestinationForm, DestinationType, Recipients, template_field
+from .. import templating
+from .base import DestinationForm, DestinationType, Recipients, parse_recipients, template_field
+from .transport import DeliveryError, SendResult
+
+# Line breaks and other control characters: never allowed into a header (subject, display names).
+# Beyond CR and LF this covers VT, FF, NEL and the Unicode line/paragraph separators some parsers split on.
+_HEADER_BREAKERS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 
 DEFAULT_SUBJECT = "Alert {alert_name} changed status to {state}"
 
@@ -26,3 +40,121 @@ class Email(DestinationType):
     summary = "Mail to one or more recipients through Herald's SMTP server."
     form = EmailForm
     target_option = "addresses"
+
+    @classmethod
+    def subject(cls, config, n) -> str:
+        subject = templating.render(config.get("subject_template") or DEFAULT_SUBJECT, n.template_values())
+        if n.test and not subject.startswith("[TEST]"):
+            subject = "[TEST] " + subject  # a test must read as one in the inbox, whatever the template says
+        return header_text(subject) or n.title
+
+    @classmethod
+    def bodies(cls, config, n) -> tuple[str, str]:
+        """(text, html). A body template is the text part, escaped for the HTML part."""
+        if config.get("body_template"):
+            text = templating.render(config["body_template"], n.template_values())
+            return text, _html_page(html.escape(text).replace("\n", "<br>\n"))
+        lines = [n.title, ""]
+        if n.description:
+            lines += [n.description, ""]
+        lines += [f"{label}: {value}" for label, value in n.facts()]
+        if n.alert_url:
+            lines += ["", f"Open the alert in Herald: {n.alert_url}"]
+        text = "\n".join(lines) + "\n"
+
+        e = html.escape
+        parts = [f"<h2>{e(n.title)}</h2>"]
+        if n.description:
+            parts.append(f"<p>{e(n.description)}</p>")
+        rows = "".join(f"<tr><th align=\"left\">{e(label)}</th><td>{e(value)}</td></tr>" for label, value in n.facts())
+        parts.append(f"<table cellpadding=\"4\">{rows}</table>")
+        if n.alert_url and urlsplit(n.alert_url).scheme in ("http", "https"):
+            parts.append(f"<p><a href=\"{e(n.alert_url)}\">Open the alert in Herald</a></p>")
+        return text, _html_page("\n".join(parts))
+
+    @classmethod
+    def recipients(cls, config) -> list[tuple[str, str]]:
+        try:
+            parsed = parse_recipients(config.get("addresses") or "")
+        except ValueError as exc:
+            raise DeliveryError(str(exc)) from None
+        recipients, seen = [], set()
+        for name, address in parsed:
+            if address.lower() in seen:
+                continue
+            seen.add(address.lower())
+            recipients.append((header_text(name), ascii_address(address)))
+        if not recipients:
+            raise DeliveryError("The destination has no recipients.")
+        return recipients
+
+    @classmethod
+    def message(cls, config, n, ctx):
+        """The Flask-Mail message (needs an app context)."""
+        from flask import current_app
+
+        from ..mailer import HeraldMessage
+
+        sender = current_app.config.get("MAIL_DEFAULT_SENDER")
+        if not sender:
+            raise DeliveryError("No sender address is configured: set MAIL_DEFAULT_SENDER for Herald.")
+        text, html_body = cls.bodies(config, n)
+        headers = {"Auto-Submitted": "auto-generated"}  # RFC 3834: no vacation auto-replies to alerts
+        parent = ctx.refs.get("email_message_id")
+        if n.is_recovery and isinstance(parent, str) and _MESSAGE_ID.fullmatch(parent):
+            headers["In-Reply-To"] = parent  # threads the recovery under the trigger mail
+            headers["References"] = parent
+        message = HeraldMessage(subject=cls.subject(config, n), recipients=cls.recipients(config), body=text,
+                                html=html_body, sender=sender, extra_headers=headers)
+        # Short enough not to be folded: <herald-alert-42.1795709468.9f86d081884c7d65@example.com>
+        message.msgId = f"<{n.dedup_key}.{int(time.time())}.{secrets.token_hex(8)}@{_message_id_domain(sender)}>"
+        return message
+
+    @classmethod
+    def send(cls, config, n, ctx):
+        from flask import current_app
+
+        from ..mailer import describe_refused, send_message
+
+        message = cls.message(config, n, ctx)
+        refused = send_message(message, ctx.timeout)
+        if current_app.extensions["mail"].suppress:
+            return SendResult(None, "Not sent: MAIL_SUPPRESS_SEND is on.")
+        count = len(message.send_to) - len(refused)
+        detail = f"Accepted by the SMTP server for {count} recipient{'s' if count != 1 else ''}."
+        if refused:
+            detail += f" Refused: {describe_refused(refused)}"
+        # Only the trigger's Message-ID is kept: the recovery replies to it and must not replace it
+        remember = {} if n.is_recovery else {"email_message_id": message.msgId}
+        return SendResult(250, detail, remember=remember)
+
+
+def header_text(value: str) -> str:
+    """One line of text fit for a header: control characters and line breaks become spaces."""
+    return " ".join(_HEADER_BREAKERS.sub(" ", value or "").split())
+
+
+def ascii_address(address: str) -> str:
+    """The address with an internationalized domain in its IDNA (xn--) form, as SMTP without SMTPUTF8 needs."""
+    local, _, domain = address.rpartition("@")
+    try:
+        domain = domain.encode("ascii").decode() if domain.isascii() else domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise DeliveryError(f"“{address}” has a domain that cannot be written in ASCII.") from None
+    if not local.isascii():
+        raise DeliveryError(f"“{address}” has a non-ASCII local part, which Herald's SMTP sending does not support.")
+    return f"{local}@{domain}"
+
+
+def _message_id_domain(sender: str) -> str:
+    from flask import current_app
+
+    domain = parseaddr(sender)[1].rpartition("@")[2]
+    if not domain:
+        domain = urlsplit(current_app.config.get("HERALD_BASE_URL") or "").hostname or ""
+    domain = re.sub(r"[^A-Za-z0-9.\-]", "", domain)
+    return domain or "herald.invalid"
+
+
+def _html_page(content: str) -> str:
+    return f"<!DOCTYPE html>\n<html><body style=\"font-family: sans-serif\">\n{content}\n</body></html>\n"

@@ -2,6 +2,10 @@
 from wtforms import SelectField
 
 from .base import DestinationForm, DestinationType, Pattern, secret_field, url_field
+from .transport import SendResult, check, request, vendor_text
+
+# ilert's answer to a RESOLVE for a key with no open alert (older payloads: NO_OPEN_INCIDENT_WITH_KEY)
+NO_OPEN_ALERT_CODES = ("NO_OPEN_ALERT_WITH_KEY", "NO_OPEN_INCIDENT_WITH_KEY")
 
 DEFAULT_API_URL = "https://api.ilert.com/api/events"
 
@@ -12,7 +16,7 @@ class IlertForm(DestinationForm):
         validators=[Pattern(r"[A-Za-z0-9._\-]{8,128}", "An alert source key is letters, digits, dots, dashes and underscores (il1api…).")],
         description="The alert source's integration key (il1api…).",
     )
-    priority = SelectField("Priority", choices=[("HIGH", "High (escalates)"), ("LOW", "Low (no escalation)")], default="HIGH")
+    priority = SelectField("Priority", choices={"HIGH": "High (escalates)", "LOW": "Low (no escalation)"}, default="HIGH")
     api_url = url_field("Events API URL", default=DEFAULT_API_URL)
 
 
@@ -21,3 +25,37 @@ class Ilert(DestinationType):
     label = "ilert"
     summary = "Opens an ilert alert on trigger and resolves it on recovery."
     form = IlertForm
+    resolves = True
+
+    @classmethod
+    def payload(cls, config, n) -> dict:
+        # The key goes in the body as `integrationKey` (the API reference's name; older SDKs say `apiKey`)
+        event = {
+            "integrationKey": config["integration_key"],
+            "eventType": "RESOLVE" if n.is_recovery else "ALERT",
+            "summary": n.title,
+            "details": details(n),
+            "alertKey": n.dedup_key,
+            "priority": config.get("priority") or "HIGH",
+        }
+        if n.alert_url:
+            event["links"] = [{"href": n.alert_url, "text": "Open the alert in Herald"}]
+        return event
+
+    @classmethod
+    def send(cls, config, n, ctx):
+        response = request(ctx, "POST", config["api_url"], json=cls.payload(config, n))
+        if n.is_recovery and response.status_code == 400 and any(code in response.text for code in NO_OPEN_ALERT_CODES):
+            # Idempotent resolve: the alert is already resolved (or was never opened), as the SDK and Zabbix treat it
+            return SendResult(response.status_code, "ilert has no open alert with this key; nothing left to resolve.")
+        response = check(response)
+        return SendResult(response.status_code, vendor_text(response))
+
+
+def details(n) -> str:
+    """Markdown: the description, the facts and the link."""
+    lines = [n.description, ""] if n.description else []
+    lines += [f"- **{label}:** {value}" for label, value in n.facts()]
+    if n.alert_url:
+        lines += ["", f"[Open the alert in Herald]({n.alert_url})"]
+    return "\n".join(lines)

@@ -1,10 +1,23 @@
 """OpsGenie Alert API v2 (https://docs.opsgenie.com/docs/alert-api)."""
+from urllib.parse import quote
+
 from wtforms import SelectField
 
-from .base import DestinationForm, DestinationType, ListOf, Pattern, secret_field, text_field, url_field
+from .base import DestinationForm, DestinationType, ListOf, Pattern, secret_field, split_list, text_field, url_field
+from .transport import SendResult, check, request, truncate, vendor_text
+
+# Field limits from the Alert API docs (vendor-apis.md §7)
+MESSAGE_LIMIT = 130
+ALIAS_LIMIT = 512
+DESCRIPTION_LIMIT = 15000
+ENTITY_LIMIT = 512
+NOTE_LIMIT = 25000
+TAG_LIMIT = 20
+TAG_LENGTH = 50
+DETAILS_LIMIT = 8000  # all keys and values together
 
 API_URLS = ["https://api.opsgenie.com", "https://api.eu.opsgenie.com"]
-PRIORITIES = [(f"P{n}", f"P{n}" + {1: " (critical)", 3: " (moderate)", 5: " (informational)"}.get(n, "")) for n in range(1, 6)]
+PRIORITIES = {f"P{n}": f"P{n}" + {1: " (critical)", 3: " (moderate)", 5: " (informational)"}.get(n, "") for n in range(1, 6)}
 
 
 class OpsGenieForm(DestinationForm):
@@ -27,3 +40,70 @@ class OpsGenie(DestinationType):
     form = OpsGenieForm
     target_option = "responders"
     suggestions = {"api_url": API_URLS}
+    resolves = True
+
+    @classmethod
+    def alerts_url(cls, config) -> str:
+        return config["api_url"].rstrip("/") + "/v2/alerts"
+
+    @classmethod
+    def headers(cls, config) -> dict:
+        return {"Authorization": f"GenieKey {config['api_key']}", "Accept": "application/json"}
+
+    @classmethod
+    def payload(cls, config, n) -> dict:
+        if n.is_recovery:
+            note = f"{n.title}. The alert went back to normal."
+            if n.alert_url:
+                note += f" {n.alert_url}"
+            return {"source": "Herald", "note": truncate(note, NOTE_LIMIT)}
+        alert = {
+            "message": truncate(n.title, MESSAGE_LIMIT),
+            "alias": n.dedup_key[:ALIAS_LIMIT],
+            "description": truncate(description(n), DESCRIPTION_LIMIT),
+            "priority": config.get("priority") or "P3",
+            "details": details(n),
+            "source": "Herald",
+            "entity": truncate(n.alert_name, ENTITY_LIMIT),
+        }
+        tags = [tag[:TAG_LENGTH] for tag in split_list(config.get("tags"))][:TAG_LIMIT]
+        if tags:
+            alert["tags"] = tags
+        teams = split_list(config.get("responders"))
+        if teams:
+            alert["responders"] = [{"type": "team", "name": team} for team in teams]
+        return alert
+
+    @classmethod
+    def send(cls, config, n, ctx):
+        url = cls.alerts_url(config)
+        if n.is_recovery:
+            # Close by alias: the trigger's alias is the dedup key, so nothing has to be remembered
+            url += f"/{quote(n.dedup_key[:ALIAS_LIMIT], safe='')}/close"
+            params = {"identifierType": "alias"}
+        else:
+            params = None
+        response = check(request(ctx, "POST", url, params=params, headers=cls.headers(config),
+                                 json=cls.payload(config, n)))
+        # 202 only means "Request will be processed": OpsGenie applies it asynchronously
+        return SendResult(response.status_code, vendor_text(response))
+
+
+def description(n) -> str:
+    lines = [n.description] if n.description else []
+    lines += [f"{label}: {value}" for label, value in n.facts()]
+    if n.alert_url:
+        lines.append(f"Alert: {n.alert_url}")
+    return "\n".join(lines)
+
+
+def details(n) -> dict:
+    """The facts as a string map, kept under OpsGenie's 8,000-character total."""
+    result, used = {}, 0
+    for label, value in n.facts():
+        size = len(label) + len(value)
+        if used + size > DETAILS_LIMIT:
+            break
+        result[label] = value
+        used += size
+    return result

@@ -1,0 +1,165 @@
+"""Flask-Mail with a socket timeout, and SMTP failures turned into DeliveryError.
+
+Flask-Mail 0.10's Connection opens smtplib.SMTP without a timeout, so a server that accepts the TCP
+connection and then says nothing would hang the sending worker forever.
+"""
+import smtplib
+from email.headerregistry import Address
+from email.utils import parseaddr
+
+from flask import current_app
+from flask_mail import BadHeaderError, Connection, Message, email_dispatched
+
+from .destinations.transport import ERROR_TEXT_LIMIT, DeliveryError
+
+
+class HeraldMessage(Message):
+    """A Flask-Mail message whose Subject, From and To headers are written by the email package itself.
+
+    Flask-Mail joins RFC 2047-encoded display names into one string; when that To line is longer than
+    78 characters, the SMTP policy refolds it and decodes the names without quoting them, so
+    `"Doe, Jane" <jane@example.com>` arrives as two broken addresses `Doe` and `Jane <jane@…>`.
+    Address objects are quoted and encoded correctly, and a header value can never hold a line break.
+    """
+
+    def _message(self):
+        msg = super()._message()  # its policy is already email.policy.SMTP
+        for name in ("Subject", "From", "To"):
+            del msg[name]
+        if self.subject:
+            msg["Subject"] = self.subject
+        msg["From"] = [address(self.sender)]
+        msg["To"] = [address(recipient) for recipient in self.recipients]
+        return msg
+
+
+def address(value) -> Address:
+    """An Address from "Name <addr>", "addr" or (name, addr)."""
+    name, addr = value if isinstance(value, tuple) else parseaddr(value)
+    try:
+        return Address(display_name=name or "", addr_spec=addr)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise DeliveryError(f"“{addr}” cannot be used as a mail address: {exc}") from None
+
+
+def envelope_address(value) -> str:
+    return value[1] if isinstance(value, tuple) else parseaddr(value)[1]
+
+
+class TimeoutConnection(Connection):
+    """A Flask-Mail connection whose socket operations give up after `timeout` seconds.
+
+    It also keeps what the server refused: smtplib.sendmail returns the recipients it refused when
+    others were accepted, and Flask-Mail's Connection.send drops that.
+    """
+
+    def __init__(self, mail, timeout: float):
+        super().__init__(mail)
+        self.timeout = timeout
+        self.refused: dict = {}
+
+    def configure_host(self):
+        # Flask-Mail's own logic (SSL, STARTTLS, login when both username and password are set), plus the timeout
+        if self.mail.use_ssl:
+            host = smtplib.SMTP_SSL(self.mail.server, self.mail.port, timeout=self.timeout)
+        else:
+            host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=self.timeout)
+        try:
+            host.set_debuglevel(int(self.mail.debug))
+            if self.mail.use_tls:
+                host.starttls()
+            if self.mail.username and self.mail.password:
+                host.login(self.mail.username, self.mail.password)
+        except BaseException:
+            host.close()
+            raise
+        return host
+
+    def __exit__(self, exc_type, exc_value, tb):
+        # QUIT after a failure (or a dropped connection) must neither hang nor hide the first error
+        if self.host is not None:
+            try:
+                self.host.quit()
+            except (smtplib.SMTPException, OSError):
+                self.host.close()
+            self.host = None
+
+    def send(self, message, envelope_from=None):
+        """Connection.send, keeping the refused recipients; one message per connection."""
+        if not message.send_to:
+            raise DeliveryError("The mail has no recipients.")
+        if not message.sender:
+            raise DeliveryError("No sender is configured: set MAIL_DEFAULT_SENDER.")
+        if message.has_bad_headers():
+            raise BadHeaderError
+        if self.host is not None:
+            # The envelope takes bare addresses: every To, Cc and Bcc recipient once, in order
+            recipients = list(dict.fromkeys(envelope_address(r) for r in (*message.recipients, *message.cc, *message.bcc)))
+            self.refused = self.host.sendmail(
+                envelope_address(envelope_from or message.sender),
+                recipients,
+                message.as_bytes(),
+                message.mail_options,
+                message.rcpt_options,
+            ) or {}
+        email_dispatched.send(current_app._get_current_object(), message=message)
+        self.num_emails += 1
+
+
+def send_message(message, timeout: float) -> dict:
+    """Send one Flask-Mail message with a timeout; return the refused recipients {address: (code, reply)}.
+
+    Raises DeliveryError: retryable for connection problems, timeouts and 4xx replies; permanent for 5xx.
+    """
+    state = current_app.extensions.get("mail")
+    if state is None:
+        raise DeliveryError("Flask-Mail is not set up in this application.")
+    if not current_app.config.get("MAIL_SERVER"):
+        raise DeliveryError("No SMTP server is configured: set MAIL_SERVER (and MAIL_PORT) for Herald.")
+    where = f"{state.server}:{state.port}"
+    try:
+        with TimeoutConnection(state, timeout) as connection:
+            connection.send(message)
+            return connection.refused
+    except DeliveryError:
+        raise
+    except BadHeaderError:
+        raise DeliveryError("The mail has a line break in a header; it was not sent.") from None
+    except smtplib.SMTPRecipientsRefused as exc:
+        # Every recipient was refused. Temporary refusals (450/451/452) alone can succeed later.
+        codes = [code for code, _ in exc.recipients.values()]
+        raise DeliveryError(
+            f"The SMTP server refused every recipient: {describe_refused(exc.recipients)}",
+            status_code=codes[0] if codes else None,
+            retryable=bool(codes) and all(400 <= code < 500 for code in codes),
+        ) from None
+    except smtplib.SMTPServerDisconnected as exc:
+        if isinstance(exc.__context__, TimeoutError):  # smtplib reports a read timeout as a disconnection
+            raise DeliveryError(f"The SMTP server {where} did not answer within {timeout:g} s.", retryable=True) from None
+        raise DeliveryError(f"The SMTP server {where} closed the connection: {exc}", retryable=True) from None
+    except smtplib.SMTPResponseException as exc:
+        # SMTPAuthenticationError (535), SMTPSenderRefused, SMTPDataError, SMTPConnectError, SMTPHeloError
+        code = exc.smtp_code
+        what = "rejected the login" if isinstance(exc, smtplib.SMTPAuthenticationError) else "answered"
+        raise DeliveryError(f"The SMTP server {what}: {code} {reply_text(exc.smtp_error)}",
+                            status_code=code, retryable=400 <= code < 500) from None
+    except smtplib.SMTPNotSupportedError as exc:
+        raise DeliveryError(f"The SMTP server does not support what Herald asked for: {exc} "
+                            "(check MAIL_USE_TLS / MAIL_USE_SSL).") from None
+    except smtplib.SMTPException as exc:
+        raise DeliveryError(f"SMTP error with {where}: {exc}") from None
+    except TimeoutError:
+        raise DeliveryError(f"The SMTP server {where} did not answer within {timeout:g} s.", retryable=True) from None
+    except OSError as exc:  # refused connection, DNS failure, TLS handshake failure, reset
+        raise DeliveryError(f"Could not talk to the SMTP server {where}: {exc}", retryable=True) from None
+
+
+def reply_text(reply) -> str:
+    if isinstance(reply, bytes):
+        reply = reply.decode("utf-8", "replace")
+    text = " ".join(str(reply).split())
+    return text[:ERROR_TEXT_LIMIT] + ("…" if len(text) > ERROR_TEXT_LIMIT else "")
+
+
+def describe_refused(refused: dict) -> str:
+    return "; ".join(f"{address} ({code} {reply_text(reply)})" for address, (code, reply) in refused.items())
