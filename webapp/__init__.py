@@ -36,8 +36,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     mail.init_app(app)
     login_manager.init_app(app)
 
-    from . import cli, views
+    from . import cli, security, views
     from .destinations import REGISTRY
+
+    security.init_app(app, HTMX_CDN_URL)
 
     views.register(app)
     cli.register(app)

@@ -52,8 +52,15 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "HERALD_RETRY_MAX_DELAY": float(env.get("HERALD_RETRY_MAX_DELAY") or 300),
         "HERALD_RETRY_POLL_SECONDS": float(env.get("HERALD_RETRY_POLL_SECONDS") or 5),
         "HERALD_RETRY_WORKER": _bool(env.get("HERALD_RETRY_WORKER"), True),
+        "HERALD_BLOCK_PRIVATE_DESTINATIONS": _bool(env.get("HERALD_BLOCK_PRIVATE_DESTINATIONS")),
+        # How many reverse proxies in front set X-Forwarded-For/-Proto (0: none, trust no such header)
+        "HERALD_PROXY_COUNT": int(env.get("HERALD_PROXY_COUNT") or 0),
+        "HERALD_LOGIN_MAX_FAILURES": int(env.get("HERALD_LOGIN_MAX_FAILURES") or 5),
+        "HERALD_LOGIN_LOCKOUT_SECONDS": int(env.get("HERALD_LOGIN_LOCKOUT_SECONDS") or 900),
         # Upgrade the schema at start; set 0 to run `flask --app wsgi db upgrade` yourself
         "HERALD_AUTO_MIGRATE": _bool(env.get("HERALD_AUTO_MIGRATE"), True),
+        "SESSION_COOKIE_SECURE": (env.get("HERALD_BASE_URL") or "").startswith("https://"),
+        "REMEMBER_COOKIE_SECURE": (env.get("HERALD_BASE_URL") or "").startswith("https://"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,

@@ -1,4 +1,5 @@
 """Database models."""
+import functools
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
@@ -32,6 +33,11 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value is not None else None
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    return generate_password_hash("timing-equaliser")
+
+
 class User(UserMixin, db.Model):
     ROLES = ("admin", "viewer")
 
@@ -50,6 +56,11 @@ class User(UserMixin, db.Model):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    @staticmethod
+    def spend_password_check_time() -> None:
+        """Hash like a real check, so an unknown email answers as slowly as a wrong password."""
+        check_password_hash(_dummy_hash(), "not-the-password")
 
     @staticmethod
     def normalize_email(email: str) -> str:

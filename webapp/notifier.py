@@ -48,6 +48,7 @@ class NotifierSettings:
     timeout: float = 10.0
     workers: int = 16
     policy: RetryPolicy = RetryPolicy()
+    block_private: bool = False
 
     @property
     def lease(self) -> timedelta:
@@ -59,6 +60,7 @@ class NotifierSettings:
         return cls(
             timeout=float(config["HERALD_HTTP_TIMEOUT"]),
             workers=int(config["HERALD_NOTIFY_WORKERS"]),
+            block_private=bool(config["HERALD_BLOCK_PRIVATE_DESTINATIONS"]),
             policy=RetryPolicy(
                 max_attempts=int(config["HERALD_RETRY_MAX_ATTEMPTS"]),
                 max_age=float(config["HERALD_RETRY_MAX_AGE"]),
@@ -215,7 +217,7 @@ class Notifier:
                    final: bool) -> dict:
         """One attempt; updates `delivery` (uncommitted) and returns the refs merged with what the vendor gave."""
         secrets = [config.get(name) for name in dtype.secret_fields()]
-        ctx = SendContext(timeout=self.settings.timeout, refs=dict(refs))
+        ctx = SendContext(timeout=self.settings.timeout, refs=dict(refs), block_private=self.settings.block_private)
         started = time.monotonic()
         delivery.attempts += 1
         delivery.last_attempt_at = utcnow()

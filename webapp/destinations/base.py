@@ -4,12 +4,14 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, PasswordField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional, StopValidation, ValidationError
 
 from .. import templating
+from ..outbound import OutboundBlocked, check_url
 from ..notification import Notification
 from .transport import SendContext, SendResult
 
@@ -54,6 +56,10 @@ class HttpUrl:
             raise ValidationError("The URL's port is not valid.")
         if self.path and not self.path.search(parts.path):
             raise ValidationError(self.path_message or "The URL's path is not the one this service uses.")
+        try:
+            check_url(value, current_app.config.get("HERALD_BLOCK_PRIVATE_DESTINATIONS", False))
+        except OutboundBlocked as exc:
+            raise ValidationError(str(exc)) from None
         field.data = value
 
 
@@ -123,6 +129,8 @@ def parse_recipients(value: str) -> list[tuple[str, str]]:
     """[(display name, address)], raising ValueError naming the first bad entry."""
     recipients = []
     for piece in split_recipients(value):
+        if "\r" in piece or "\n" in piece:  # a quoted name may span lines; a header may not
+            raise ValueError(f"“{' '.join(piece.split())}” has a line break inside it.")
         match = _RECIPIENT.fullmatch(piece)
         if not match:
             raise ValueError(f"“{piece}” is not an address. Write name@example.com or Name <name@example.com>.")

@@ -8,6 +8,8 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from ..outbound import OutboundBlocked, check_url
+
 USER_AGENT = "Herald/0.1 (+self-hosted alert router)"
 ERROR_TEXT_LIMIT = 500
 
@@ -38,6 +40,7 @@ class SendContext:
     timeout: float = 10.0
     refs: dict = field(default_factory=dict)
     session: requests.Session = field(default_factory=requests.Session)
+    block_private: bool = False  # HERALD_BLOCK_PRIVATE_DESTINATIONS
 
 
 def is_retryable_status(status: int) -> bool:
@@ -70,6 +73,10 @@ def vendor_text(response: requests.Response) -> str:
 def request(ctx: SendContext, method: str, url: str, **kwargs) -> requests.Response:
     """One HTTP request with the context's timeout, never following redirects; network faults are retryable."""
     headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
+    try:
+        check_url(url, ctx.block_private)
+    except OutboundBlocked as exc:
+        raise DeliveryError(str(exc)) from None
     try:
         return ctx.session.request(method, url, headers=headers, timeout=ctx.timeout, allow_redirects=False, **kwargs)
     except requests.Timeout:

@@ -2,7 +2,7 @@
 from functools import wraps
 
 from email_validator import EmailNotValidError, validate_email
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
@@ -116,10 +116,21 @@ def login():
         return redirect(url_for("index"))
     form = LoginForm()
     if form.validate_on_submit():
+        throttle = current_app.extensions["herald_login_throttle"]
+        keys = ("email:" + User.normalize_email(form.email.data), "client:" + (request.remote_addr or "?"))
+        wait = throttle.retry_after(*keys)
+        if wait:
+            minutes = max(1, round(wait / 60))
+            form.password.errors.append(f"Too many failed sign-ins. Try again in about {minutes} minute{'s' if minutes > 1 else ''}.")
+            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
         user = User.by_email(form.email.data)
-        if user and user.check_password(form.password.data):
+        if user is not None and user.check_password(form.password.data):
+            throttle.succeeded(keys[0])
             login_user(user, remember=form.remember.data)
             return redirect(_safe_next(request.args.get("next")))
+        if user is None:
+            User.spend_password_check_time()
+        throttle.failed(*keys)
         form.password.errors.append("Wrong email or password.")
     return render_template("auth/login.html", form=form), 422 if form.errors else 200
 

@@ -1,0 +1,41 @@
+"""Where notifications may go: never to link-local or cloud-metadata addresses; private ones by choice."""
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+# 169.254.169.254 (AWS, GCP, Azure metadata) sits in 169.254.0.0/16; fd00:ec2::254 is AWS's IPv6 metadata
+ALWAYS_BLOCKED = [ipaddress.ip_network(n) for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128")]
+
+
+class OutboundBlocked(Exception):
+    """The URL's host resolves to an address Herald must not send to."""
+
+
+def blocked_reason(address: str, block_private: bool) -> str | None:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in ALWAYS_BLOCKED):
+        return "a link-local or cloud-metadata address"
+    if block_private and (ip.is_private or ip.is_loopback or ip.is_reserved or ip.is_unspecified):
+        return "a private or loopback address (HERALD_BLOCK_PRIVATE_DESTINATIONS is on)"
+    return None
+
+
+def check_url(url: str, block_private: bool = False, resolve=socket.getaddrinfo) -> None:
+    """Raise OutboundBlocked when any address the URL's host resolves to is not allowed.
+
+    A host that does not resolve passes: the send will fail on its own, and an intranet name may resolve
+    on the server but not where the form was filled in.
+    """
+    host = urlsplit(url).hostname
+    if not host:
+        return
+    try:
+        infos = resolve(host, None)
+    except (socket.gaierror, UnicodeError, OSError):
+        return
+    for info in infos:
+        reason = blocked_reason(info[4][0], block_private)
+        if reason:
+            raise OutboundBlocked(f"{host} resolves to {info[4][0]}, {reason}; Herald does not send there.")
