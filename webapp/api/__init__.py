@@ -5,6 +5,7 @@ from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import csrf, db
+from ..json_input import InvalidInput
 from ..models import ApiToken
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -14,12 +15,8 @@ WRITE_METHODS = {"POST", "PATCH", "PUT", "DELETE"}
 PUBLIC = {"api.openapi"}
 
 
-class ApiError(Exception):
-    """An error answered as {"error": {"message": ..., "fields": {...}}} with an HTTP status."""
-
-    def __init__(self, status: int, message: str, fields: dict | None = None):
-        super().__init__(message)
-        self.status, self.message, self.fields = status, message, fields or {}
+# Answered as {"error": {"message": ..., "fields": {...}}} with its HTTP status
+ApiError = InvalidInput
 
 
 def error_response(status: int, message: str, fields: dict | None = None):

@@ -1,19 +1,13 @@
 """/api/alerts: alerts, their bindings, state changes and values; /api/deliveries: the log."""
-from flask import current_app, jsonify, request
+from flask import current_app, g, jsonify, request
 from sqlalchemy import select
 
 from .. import alerts as alert_service
-from ..alert_form import AlertForm
 from ..extensions import db
+from ..json_input import reject_unknown, validated_alert_form
 from ..models import Alert, Delivery
-from flask import g
-
 from . import ApiError, bp, json_body
-from .forms import form_errors, reject_unknown, to_formdata
 
-ALERT_FIELDS = ("name", "description", "severity", "muted", "rearm_seconds", "condition", "destination_ids")
-# The form's flat field names, as the API's nested names
-FORM_TO_API = {"condition_op": "condition.op", "condition_threshold": "condition.threshold"}
 MAX_PER_PAGE = 200
 
 
@@ -43,32 +37,6 @@ def _get(alert_id: int) -> Alert:
     return alert
 
 
-def _validated_form(body: dict, alert: Alert | None) -> AlertForm:
-    reject_unknown(body, ALERT_FIELDS)
-    values = AlertForm.data_of(alert) if alert else {"severity": "critical", "rearm_seconds": 0, "muted": False}
-    values = {k: v for k, v in values.items()}
-    for key in ("name", "description", "severity", "muted", "rearm_seconds", "destination_ids"):
-        if key in body:
-            values[key] = body[key]
-    if "condition" in body:
-        condition = body["condition"]
-        if condition is None:
-            values["condition_op"], values["condition_threshold"] = "", ""
-        elif isinstance(condition, dict):
-            reject_unknown(condition, ("op", "threshold"), prefix="condition.")
-            values["condition_op"] = condition.get("op")
-            values["condition_threshold"] = condition.get("threshold")
-        else:
-            raise ApiError(422, "condition must be an object or null.", {"condition": ["Must be {\"op\", \"threshold\"} or null."]})
-    if isinstance(values.get("rearm_seconds"), float) and values["rearm_seconds"].is_integer():
-        values["rearm_seconds"] = int(values["rearm_seconds"])
-    formdata = to_formdata(values, booleans=("muted",), lists=("destination_ids",))
-    form = AlertForm(formdata=formdata, meta={"csrf": False})
-    if not form.validate():
-        raise ApiError(422, "The alert is not valid.", form_errors(form, FORM_TO_API))
-    return form
-
-
 @bp.get("/alerts")
 def list_alerts():
     alerts = db.session.scalars(select(Alert).order_by(Alert.name)).all()
@@ -77,7 +45,7 @@ def list_alerts():
 
 @bp.post("/alerts")
 def create_alert():
-    form = _validated_form(json_body(), None)
+    form = validated_alert_form(json_body(), None)
     alert = form.apply_to(Alert())
     db.session.add(alert)
     db.session.commit()
@@ -92,7 +60,7 @@ def get_alert(alert_id: int):
 @bp.patch("/alerts/<int:alert_id>")
 def update_alert(alert_id: int):
     alert = _get(alert_id)
-    form = _validated_form(json_body(), alert)
+    form = validated_alert_form(json_body(), alert)
     form.apply_to(alert)
     db.session.commit()
     return jsonify(alert_json(alert))

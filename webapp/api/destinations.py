@@ -5,38 +5,12 @@ from sqlalchemy.exc import IntegrityError
 
 from ..destinations import REGISTRY, get_type
 from ..extensions import db
+from ..json_input import reject_unknown, type_schema, validated_destination_form
 from ..models import Destination
 from ..notifier import Notifier
 from . import ApiError, bp, json_body
-from .forms import form_errors, reject_unknown, to_formdata
 
 TOP_LEVEL = ("name", "type", "enabled", "options")
-
-
-def field_schema(field) -> dict:
-    choices = getattr(field, "choices", None)
-    return {
-        "name": field.name,
-        "label": str(field.label.text),
-        "type": "boolean" if field.type == "BooleanField" else "string",
-        "required": bool(field.flags.required),
-        "secret": bool(getattr(field, "secret", False)),
-        "default": field.default,
-        "choices": [c.value if hasattr(c, "value") else c[0] for c in field.iter_choices()] if choices else None,
-        "description": str(field.description or ""),
-    }
-
-
-def type_schema(dtype) -> dict:
-    form = dtype.form(formdata=None, meta={"csrf": False})
-    return {
-        "type": dtype.type,
-        "label": dtype.label,
-        "summary": dtype.summary,
-        "resolves": dtype.resolves,
-        "deprecated": dtype.deprecated,
-        "fields": [field_schema(f) for f in form.option_fields()],
-    }
 
 
 def destination_json(destination: Destination) -> dict:
@@ -62,32 +36,6 @@ def _get(destination_id: int) -> Destination:
     if destination is None:
         raise ApiError(404, f"No destination with id {destination_id}.")
     return destination
-
-
-def _validated_form(dtype, body: dict, destination: Destination | None):
-    """The type's form bound to the JSON (merged over the stored values on PATCH), validated or 422."""
-    options = body.get("options", {})
-    if not isinstance(options, dict):
-        raise ApiError(422, "options must be an object.", {"options": ["Must be an object."]})
-    fields = type_schema(dtype)["fields"]
-    reject_unknown(options, [f["name"] for f in fields])
-    if destination is None:  # options left out take the form's defaults, as the UI's pre-filled form does
-        merged = {f["name"]: f["default"] for f in fields if f["default"] not in (None, "")}
-    else:
-        merged = {"name": destination.name, "enabled": destination.enabled, **destination.options}
-    merged.update({k: v for k, v in options.items()})
-    for key in ("name", "enabled"):
-        if key in body:
-            merged[key] = body[key]
-    merged.setdefault("enabled", True)
-    boolean_names = ["enabled"] + [f["name"] for f in fields if f["type"] == "boolean"]
-    stored_secrets = destination.secrets if destination is not None else {}
-    form = dtype.form(formdata=to_formdata(merged, booleans=boolean_names), meta={"csrf": False},
-                      destination_id=destination.id if destination else None,
-                      stored_secrets=[k for k in stored_secrets if k not in options or not options[k]])
-    if not form.validate():
-        raise ApiError(422, "The destination is not valid.", form_errors(form))
-    return form, stored_secrets
 
 
 def _save(destination: Destination, form, stored_secrets: dict, status: int):
@@ -122,7 +70,7 @@ def create_destination():
     if dtype is None:
         raise ApiError(422, "Unknown or missing destination type.",
                        {"type": [f"Must be one of: {', '.join(REGISTRY)}."]})
-    form, stored = _validated_form(dtype, body, None)
+    form, stored = validated_destination_form(dtype, body, None)
     return _save(Destination(type=dtype.type), form, stored, 201)
 
 
@@ -139,7 +87,7 @@ def update_destination(destination_id: int):
     if "type" in body and body["type"] != destination.type:
         raise ApiError(422, "A destination's type cannot change; create a new destination.",
                        {"type": ["Cannot change."]})
-    form, stored = _validated_form(destination.destination_type, body, destination)
+    form, stored = validated_destination_form(destination.destination_type, body, destination)
     return _save(destination, form, stored, 200)
 
 

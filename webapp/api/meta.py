@@ -4,7 +4,7 @@ from flask import current_app, jsonify
 from ..destinations import REGISTRY
 from ..models import Alert, Delivery
 from . import bp
-from .destinations import type_schema
+from ..json_input import type_schema
 
 
 def _error(description: str) -> dict:

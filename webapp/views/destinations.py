@@ -4,7 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from ..destinations import REGISTRY, get_type
+from ..destinations import get_type
 from ..extensions import db
 from ..htmx import is_htmx, render
 from ..models import Destination

@@ -1,0 +1,141 @@
+"""JSON input through the UI's WTForms forms, so one definition validates the UI, the API and imports."""
+from werkzeug.datastructures import MultiDict
+
+from .alert_form import AlertForm
+from .models import Alert, Destination
+
+
+class InvalidInput(Exception):
+    """Refused input: an HTTP status, a message, and the bad fields by name."""
+
+    def __init__(self, status: int, message: str, fields: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.fields = status, message, fields or {}
+
+
+def to_formdata(values: dict, booleans=(), lists=()) -> MultiDict:
+    """JSON values as the strings a browser would post; unsupported shapes are refused naming the field."""
+    data = MultiDict()
+    problems = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key in booleans:
+            if not isinstance(value, bool):
+                problems[key] = ["Must be true or false."]
+            elif value:
+                data.add(key, "y")
+        elif key in lists:
+            if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                problems[key] = ["Must be a list of ids."]
+            else:
+                for item in value:
+                    data.add(key, str(item))
+        elif isinstance(value, bool):
+            problems[key] = ["Must be a string, not true or false."]
+        elif isinstance(value, (int, float)):
+            data.add(key, repr(value) if isinstance(value, float) else str(value))
+        elif isinstance(value, str):
+            data.add(key, value)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            data.add(key, ", ".join(value))  # tags, responders: the form takes them comma separated
+        else:
+            problems[key] = ["Must be a string."]
+    if problems:
+        raise InvalidInput(422, "Some fields have values of the wrong type.", problems)
+    return data
+
+
+def reject_unknown(values: dict, known, prefix: str = "") -> None:
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise InvalidInput(422, "Unknown field" + ("s" if len(unknown) > 1 else "") + ": " + ", ".join(prefix + u for u in unknown),
+                       {prefix + u: ["Unknown field."] for u in unknown})
+
+
+def form_errors(form, rename: dict | None = None) -> dict:
+    rename = rename or {}
+    return {rename.get(name, name): list(errors) for name, errors in form.errors.items()}
+
+
+def field_schema(field) -> dict:
+    choices = getattr(field, "choices", None)
+    return {
+        "name": field.name,
+        "label": str(field.label.text),
+        "type": "boolean" if field.type == "BooleanField" else "string",
+        "required": bool(field.flags.required),
+        "secret": bool(getattr(field, "secret", False)),
+        "default": field.default,
+        "choices": [c.value if hasattr(c, "value") else c[0] for c in field.iter_choices()] if choices else None,
+        "description": str(field.description or ""),
+    }
+
+
+def type_schema(dtype) -> dict:
+    form = dtype.form(formdata=None, meta={"csrf": False})
+    return {
+        "type": dtype.type,
+        "label": dtype.label,
+        "summary": dtype.summary,
+        "resolves": dtype.resolves,
+        "deprecated": dtype.deprecated,
+        "fields": [field_schema(f) for f in form.option_fields()],
+    }
+
+
+ALERT_FIELDS = ("name", "description", "severity", "muted", "rearm_seconds", "condition", "destination_ids")
+# The form's flat field names, as the API's nested names
+FORM_TO_API = {"condition_op": "condition.op", "condition_threshold": "condition.threshold"}
+
+
+def validated_destination_form(dtype, body: dict, destination: Destination | None):
+    """The type's form bound to the JSON (merged over the stored values on PATCH), validated or 422."""
+    options = body.get("options", {})
+    if not isinstance(options, dict):
+        raise InvalidInput(422, "options must be an object.", {"options": ["Must be an object."]})
+    fields = type_schema(dtype)["fields"]
+    reject_unknown(options, [f["name"] for f in fields])
+    if destination is None:  # options left out take the form's defaults, as the UI's pre-filled form does
+        merged = {f["name"]: f["default"] for f in fields if f["default"] not in (None, "")}
+    else:
+        merged = {"name": destination.name, "enabled": destination.enabled, **destination.options}
+    merged.update({k: v for k, v in options.items()})
+    for key in ("name", "enabled"):
+        if key in body:
+            merged[key] = body[key]
+    merged.setdefault("enabled", True)
+    boolean_names = ["enabled"] + [f["name"] for f in fields if f["type"] == "boolean"]
+    stored_secrets = destination.secrets if destination is not None else {}
+    form = dtype.form(formdata=to_formdata(merged, booleans=boolean_names), meta={"csrf": False},
+                      destination_id=destination.id if destination else None,
+                      stored_secrets=[k for k in stored_secrets if k not in options or not options[k]])
+    if not form.validate():
+        raise InvalidInput(422, "The destination is not valid.", form_errors(form))
+    return form, stored_secrets
+
+
+def validated_alert_form(body: dict, alert: Alert | None) -> AlertForm:
+    reject_unknown(body, ALERT_FIELDS)
+    values = AlertForm.data_of(alert) if alert else {"severity": "critical", "rearm_seconds": 0, "muted": False}
+    values = {k: v for k, v in values.items()}
+    for key in ("name", "description", "severity", "muted", "rearm_seconds", "destination_ids"):
+        if key in body:
+            values[key] = body[key]
+    if "condition" in body:
+        condition = body["condition"]
+        if condition is None:
+            values["condition_op"], values["condition_threshold"] = "", ""
+        elif isinstance(condition, dict):
+            reject_unknown(condition, ("op", "threshold"), prefix="condition.")
+            values["condition_op"] = condition.get("op")
+            values["condition_threshold"] = condition.get("threshold")
+        else:
+            raise InvalidInput(422, "condition must be an object or null.", {"condition": ["Must be {\"op\", \"threshold\"} or null."]})
+    if isinstance(values.get("rearm_seconds"), float) and values["rearm_seconds"].is_integer():
+        values["rearm_seconds"] = int(values["rearm_seconds"])
+    formdata = to_formdata(values, booleans=("muted",), lists=("destination_ids",))
+    form = AlertForm(formdata=formdata, meta={"csrf": False})
+    if not form.validate():
+        raise InvalidInput(422, "The alert is not valid.", form_errors(form, FORM_TO_API))
+    return form
