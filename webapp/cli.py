@@ -25,6 +25,34 @@ def register(app):
         tried = Notifier(app).run_due(limit=10_000)
         click.echo(f"Tried {tried} due deliver{'y' if tried == 1 else 'ies'}.")
 
+    @app.cli.command("export")
+    @click.option("--output", "-o", type=click.File("w"), default="-", help="File to write (default: stdout).")
+    @click.option("--with-secrets", is_flag=True, help="Include secrets in plain text. Keep such a file safe.")
+    def export_command(output, with_secrets):
+        """Write destinations, alerts and bindings as JSON (secrets left out unless --with-secrets)."""
+        import json
+
+        from .config_io import export_config
+
+        json.dump(export_config(with_secrets), output, indent=2, ensure_ascii=False)
+        output.write("\n")
+
+    @app.cli.command("import")
+    @click.argument("file", type=click.File("r"))
+    def import_command(file):
+        """Create or update (by name) the destinations and alerts of an export; all or nothing."""
+        import json
+
+        from .config_io import ImportFailed, import_config
+
+        try:
+            counts = import_config(json.load(file))
+        except json.JSONDecodeError as exc:
+            raise click.ClickException(f"{file.name} is not JSON: {exc}") from None
+        except ImportFailed as exc:
+            raise click.ClickException("Nothing was imported:\n  " + "\n  ".join(exc.problems)) from None
+        click.echo(", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items()))
+
     @app.cli.command("create-token")
     @click.argument("email")
     @click.option("--name", default="cli", show_default=True, help="What the token is for.")
