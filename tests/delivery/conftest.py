@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from aiosmtpd.controller import Controller
 
+from postgres import postgres_server  # noqa: F401  (a fixture, used through database_url)
 from webapp import create_app
 from webapp.destinations.transport import SendContext
 from webapp.notification import Notification
@@ -66,13 +67,23 @@ def smtp_server():
     controller.stop()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def database_url(request, tmp_path):
+    """Every database-facing delivery test runs on a real SQLite file and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return "sqlite:///" + str(tmp_path / "herald.sqlite3")
+    return request.getfixturevalue("postgres_server").new_database()
+
+
 @pytest.fixture
-def delivery_app(tmp_path, smtp_server):
-    """An app on a real SQLite file whose mail goes to the loopback SMTP server."""
+def delivery_app(database_url, smtp_server):
+    """An app on a real database whose mail goes to the loopback SMTP server."""
+    from webapp.extensions import db
+
     app = create_app({
         "TESTING": True,
         "SECRET_KEY": "delivery-tests",
-        "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(tmp_path / "herald.sqlite3"),
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "HERALD_BASE_URL": BASE,
         "HERALD_HTMX_CDN": False,
         "MAIL_SERVER": "127.0.0.1",
@@ -83,6 +94,8 @@ def delivery_app(tmp_path, smtp_server):
     })
     with app.app_context():
         yield app
+        db.session.remove()
+        db.engine.dispose()  # PostgreSQL counts connections; leave none behind
 
 
 @pytest.fixture
