@@ -52,6 +52,8 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "HERALD_RETRY_MAX_DELAY": float(env.get("HERALD_RETRY_MAX_DELAY") or 300),
         "HERALD_RETRY_POLL_SECONDS": float(env.get("HERALD_RETRY_POLL_SECONDS") or 5),
         "HERALD_RETRY_WORKER": _bool(env.get("HERALD_RETRY_WORKER"), True),
+        # A send in progress is another process's for 4 × HERALD_HTTP_TIMEOUT + this; after that it is orphaned
+        "HERALD_LEASE_GRACE_SECONDS": float(env.get("HERALD_LEASE_GRACE_SECONDS") or 30),
         "HERALD_BLOCK_PRIVATE_DESTINATIONS": _bool(env.get("HERALD_BLOCK_PRIVATE_DESTINATIONS")),
         # How many reverse proxies in front set X-Forwarded-For/-Proto (0: none, trust no such header)
         "HERALD_PROXY_COUNT": int(env.get("HERALD_PROXY_COUNT") or 0),

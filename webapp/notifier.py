@@ -49,11 +49,13 @@ class NotifierSettings:
     workers: int = 16
     policy: RetryPolicy = RetryPolicy()
     block_private: bool = False
+    lease_grace: float = 30.0
 
     @property
     def lease(self) -> timedelta:
-        # Longer than any one send can take (connect + read timeouts, SMTP's several round trips)
-        return timedelta(seconds=self.timeout * 4 + 30)
+        # Longer than any one send can take (connect + read timeouts, SMTP's several round trips); once it
+        # has passed, the sender is taken to have died and any worker may send the row
+        return timedelta(seconds=self.timeout * 4 + self.lease_grace)
 
     @classmethod
     def from_config(cls, config) -> "NotifierSettings":
@@ -61,6 +63,7 @@ class NotifierSettings:
             timeout=float(config["HERALD_HTTP_TIMEOUT"]),
             workers=int(config["HERALD_NOTIFY_WORKERS"]),
             block_private=bool(config["HERALD_BLOCK_PRIVATE_DESTINATIONS"]),
+            lease_grace=float(config["HERALD_LEASE_GRACE_SECONDS"]),
             policy=RetryPolicy(
                 max_attempts=int(config["HERALD_RETRY_MAX_ATTEMPTS"]),
                 max_age=float(config["HERALD_RETRY_MAX_AGE"]),
