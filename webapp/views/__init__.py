@@ -7,9 +7,9 @@ from ..htmx import is_htmx
 
 def register(app):
     from ..api import bp as api_bp
-    from . import alerts, auth, deliveries, destinations, health, settings
+    from . import alerts, auth, deliveries, destinations, health, settings, users
 
-    for blueprint in (auth.bp, alerts.bp, destinations.bp, deliveries.bp, settings.bp, health.bp, api_bp):
+    for blueprint in (auth.bp, alerts.bp, destinations.bp, deliveries.bp, settings.bp, users.bp, health.bp, api_bp):
         app.register_blueprint(blueprint)
     auth.init_app(app)
 
