@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from flask import Flask, redirect, url_for
+from werkzeug.routing import IntegerConverter
 
 from . import config
 from .extensions import csrf, db, login_manager, mail, migrate
@@ -12,6 +13,14 @@ HTMX_VERSION = "2.0.11"
 HTMX_CDN_URL = f"https://cdn.jsdelivr.net/npm/htmx.org@{HTMX_VERSION}/dist/htmx.min.js"
 # sha384 of static/vendor/htmx-2.0.11.min.js, the same bytes the CDN serves (npm pack htmx.org@2.0.11)
 HTMX_SRI = "sha384-2OatzQy1H+Zd/IIrjr1TcuDGqLXeHhbooAyJY1KdQMKnr4LZ22k31GBLdYKHmVjg"
+
+
+class DatabaseIntConverter(IntegerConverter):
+    """<int:…> that stops at the database's largest id: a bigger number is a 404, not an overflow error."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -30,6 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = config.persistent_secret_key(app.instance_path)
 
     app.jinja_env.add_extension("jinja2.ext.do")
+    app.url_map.converters["int"] = DatabaseIntConverter
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)

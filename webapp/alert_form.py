@@ -34,7 +34,8 @@ class AlertForm(FlaskForm):
     severity = SelectField("Severity", choices=SEVERITY_LABELS, default="critical")
     condition_op = SelectField("Condition", choices=OPERATOR_LABELS, default="",
                                description="With a condition, values sent to the alert decide its state.")
-    condition_threshold = StringField("Threshold", [Optional(), Length(max=50)], render_kw={"inputmode": "decimal"})
+    # No Optional(): an empty threshold must still reach validate_condition_threshold
+    condition_threshold = StringField("Threshold", [Length(max=50)], render_kw={"inputmode": "decimal"})
     rearm_seconds = IntegerField("Notify again every (seconds)", [Optional(), NumberRange(0, MAX_REARM)], default=0,
                                  description="While the alert stays triggered. 0 notifies once per trigger.")
     muted = BooleanField("Muted", description="A muted alert records its changes and notifies nobody.")

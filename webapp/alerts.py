@@ -8,11 +8,11 @@ import operator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from .extensions import db
 from .metrics import STATE_CHANGES
-from .models import Alert, AlertStateChange
+from .models import Alert, AlertStateChange, DeliveryRef
 from .notification import Notification
 from .notifier import Notifier
 
@@ -113,6 +113,13 @@ def set_state(app, alert: Alert, new_state: str, source: str, actor: str | None 
     db.session.commit()
     return StateChangeResult(alert, previous, changed=not rearm, notified=bool(outcomes), deliveries=outcomes,
                              message=_summary(outcomes))
+
+
+def delete_alert(alert: Alert) -> None:
+    """Delete the alert with its history and the vendor references kept for its resolves; its deliveries stay."""
+    db.session.execute(delete(DeliveryRef).where(DeliveryRef.alert_id == alert.id))
+    db.session.delete(alert)
+    db.session.commit()
 
 
 def _rearm_due(alert: Alert, now: datetime) -> bool:

@@ -13,34 +13,39 @@ class InvalidInput(Exception):
         self.status, self.message, self.fields = status, message, fields or {}
 
 
-def to_formdata(values: dict, booleans=(), lists=()) -> MultiDict:
+# Options that take several values; JSON may give them as a list of strings instead of one comma-separated text
+LIST_OPTIONS = {"tags", "responders", "addresses"}
+
+
+def to_formdata(values: dict, booleans=(), id_lists=(), rename: dict | None = None) -> MultiDict:
     """JSON values as the strings a browser would post; unsupported shapes are refused naming the field."""
     data = MultiDict()
     problems = {}
     for key, value in values.items():
-        if value is None:
-            continue
+        name = (rename or {}).get(key, key)
         if key in booleans:
             if not isinstance(value, bool):
-                problems[key] = ["Must be true or false."]
+                problems[name] = ["Must be true or false."]
             elif value:
                 data.add(key, "y")
-        elif key in lists:
+        elif value is None:
+            continue
+        elif key in id_lists:
             if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                problems[key] = ["Must be a list of ids."]
+                problems[name] = ["Must be a list of ids."]
             else:
                 for item in value:
                     data.add(key, str(item))
         elif isinstance(value, bool):
-            problems[key] = ["Must be a string, not true or false."]
+            problems[name] = ["Must be a string, not true or false."]
         elif isinstance(value, (int, float)):
             data.add(key, repr(value) if isinstance(value, float) else str(value))
         elif isinstance(value, str):
             data.add(key, value)
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            data.add(key, ", ".join(value))  # tags, responders: the form takes them comma separated
+        elif key in LIST_OPTIONS and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            data.add(key, ", ".join(value))
         else:
-            problems[key] = ["Must be a string."]
+            problems[name] = ["Must be a string."]
     if problems:
         raise InvalidInput(422, "Some fields have values of the wrong type.", problems)
     return data
@@ -134,7 +139,7 @@ def validated_alert_form(body: dict, alert: Alert | None) -> AlertForm:
             raise InvalidInput(422, "condition must be an object or null.", {"condition": ["Must be {\"op\", \"threshold\"} or null."]})
     if isinstance(values.get("rearm_seconds"), float) and values["rearm_seconds"].is_integer():
         values["rearm_seconds"] = int(values["rearm_seconds"])
-    formdata = to_formdata(values, booleans=("muted",), lists=("destination_ids",))
+    formdata = to_formdata(values, booleans=("muted",), id_lists=("destination_ids",), rename=FORM_TO_API)
     form = AlertForm(formdata=formdata, meta={"csrf": False})
     if not form.validate():
         raise InvalidInput(422, "The alert is not valid.", form_errors(form, FORM_TO_API))

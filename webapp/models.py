@@ -178,6 +178,9 @@ alert_destination = db.Table(
 class Alert(db.Model):
     """Something that can be triggered or ok, and the destinations to tell when it changes."""
 
+    # Ids are never reused: deliveries, vendor references and dedup keys (herald-alert-<id>) outlive an alert
+    __table_args__ = {"sqlite_autoincrement": True}
+
     STATES = ("unknown", "ok", "triggered")
     SEVERITIES = ("critical", "error", "warning", "info")
     OPERATORS = (">", ">=", "<", "<=", "==", "!=")

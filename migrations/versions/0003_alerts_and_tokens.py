@@ -29,7 +29,8 @@ def upgrade():
     sa.Column('last_triggered_at', sa.DateTime(), nullable=True),
     sa.Column('last_state_change_at', sa.DateTime(), nullable=True),
     sa.Column('last_notified_at', sa.DateTime(), nullable=True),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True,
     )
 
     op.create_table('alert_destination',

@@ -68,8 +68,7 @@ def update_alert(alert_id: int):
 
 @bp.delete("/alerts/<int:alert_id>")
 def delete_alert(alert_id: int):
-    db.session.delete(_get(alert_id))
-    db.session.commit()
+    alert_service.delete_alert(_get(alert_id))
     return "", 204
 
 
@@ -117,7 +116,7 @@ def _positive_int_arg(name: str, default: int | None = None, maximum: int | None
     raw = request.args.get(name)
     if raw in (None, ""):
         return default
-    if not raw.isdigit() or int(raw) < 1:
+    if not raw.isdigit() or not 1 <= int(raw) <= 2**63 - 1:
         raise ApiError(422, f"{name} must be a positive whole number.", {name: ["Must be a positive whole number."]})
     value = int(raw)
     if maximum and value > maximum:

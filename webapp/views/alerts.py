@@ -121,7 +121,6 @@ def delete(alert_id: int):
     if request.method == "GET":
         return render("alerts/delete.html", alert=alert)
     name = alert.name
-    db.session.delete(alert)
-    db.session.commit()
+    alert_service.delete_alert(alert)
     flash(f"Deleted the alert “{name}”.", "success")
     return redirect(url_for(".index"))
