@@ -8,7 +8,7 @@ from flask import current_app
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, PasswordField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, Optional, StopValidation, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
 
 from .. import templating
 from ..outbound import OutboundBlocked, check_url
@@ -25,7 +25,7 @@ class SecretField(PasswordField):
 
     def pre_validate(self, form):
         self.kept = False
-        if not self.data and self.name in getattr(form, "stored_secrets", ()):
+        if not (self.data or "").strip() and self.name in getattr(form, "stored_secrets", ()):
             self.kept = True
             raise StopValidation()  # no message: nothing to check, the stored value stays
 
@@ -213,18 +213,19 @@ class DestinationForm(FlaskForm):
 
 
 def url_field(label, default="", required=True, secret=False, description=HTTPS_HINT, **url_kwargs):
-    validators = [InputRequired("Enter the URL.") if required else Optional(), Length(max=2048), HttpUrl(**url_kwargs)]
+    # DataRequired, not InputRequired: a value of only spaces is no value
+    validators = [DataRequired("Enter the URL.") if required else Optional(), Length(max=2048), HttpUrl(**url_kwargs)]
     cls = SecretField if secret else StringField
     return cls(label, validators, default=default or None, description=description)
 
 
 def secret_field(label, description="", required=True, validators=()):
-    required_validator = InputRequired("This value is required.") if required else Optional()
+    required_validator = DataRequired("This value is required.") if required else Optional()
     return SecretField(label, [required_validator, Length(max=2048), *validators], description=description)
 
 
 def text_field(label, max_length, description="", required=False, default=None, validators=()):
-    first = InputRequired("This value is required.") if required else Optional()
+    first = DataRequired("This value is required.") if required else Optional()
     return StringField(label, [first, Length(max=max_length), *validators], default=default, description=description)
 
 

@@ -124,6 +124,10 @@ class WebhookForm(DestinationForm):
         description="Optional field name to wrap the whole payload in, e.g. data.",
     )
 
+    def validate_username(self, field):
+        if not (field.data or "").strip() and "password" in self.stored_secrets and not self.password.data:
+            raise ValidationError("A password needs a username.")  # the stored one, kept while blank
+
     def validate_password(self, field):
         if field.data and not (self.username.data or "").strip():
             raise ValidationError("A password needs a username.")

@@ -1,5 +1,6 @@
 """First-run setup, sign-in and sign-out; every other page requires a signed-in user."""
 from functools import wraps
+from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -22,7 +23,7 @@ def validate_credentials(email: str, password: str) -> dict[str, str]:
     """Field name → message for a new user's email and password (shared by /setup and the CLI)."""
     errors = {}
     try:
-        validate_email(email or "", check_deliverability=False)
+        validate_email((email or "").strip(), check_deliverability=False)
     except EmailNotValidError:
         errors["email"] = "Enter a valid email address."
     if len(password or "") < MIN_PASSWORD:
@@ -82,9 +83,13 @@ def init_app(app):
 
 
 def _safe_next(target: str | None) -> str:
-    # Only local paths: an open redirect after sign-in would be a phishing aid
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
+    # Only local paths: an open redirect after sign-in would be a phishing aid. Browsers drop tabs and
+    # newlines from URLs, so "/\t/evil.example" would become "//evil.example": refuse control characters too.
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ord(c) < 0x20 or ord(c) == 0x7f for c in target)):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
     return url_for("index")
 
 

@@ -5,6 +5,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from ..destinations import get_type
+from ..crypto import SecretsUnreadable
 from ..extensions import db
 from ..htmx import is_htmx, render
 from ..models import Destination
@@ -22,6 +23,18 @@ def _all_destinations():
 
 def _get(destination_id: int) -> Destination:
     return db.get_or_404(Destination, destination_id)
+
+
+SECRETS_LOST = ("The stored secrets of this destination cannot be decrypted: the encryption key changed. "
+                "Type them again and save.")
+
+
+def _stored_secrets(destination: Destination) -> dict:
+    """The decrypted secrets, or none when the key changed: the form then asks for them again."""
+    try:
+        return destination.secrets
+    except SecretsUnreadable:
+        return {}
 
 
 def _save(destination: Destination, form, stored_secrets: dict) -> bool:
@@ -102,14 +115,17 @@ def test_existing(destination_id: int):
     dtype = destination.destination_type
     if dtype is None:
         abort(404)
-    stored_secrets = destination.secrets
+    stored_secrets = _stored_secrets(destination)
     if "name" in request.form:
         form = dtype.form(destination_id=destination.id, stored_secrets=stored_secrets.keys())
         outcome, problems = _test_with_form(dtype, form, stored_secrets, destination)
         return _test_response(outcome, problems, form, "destinations/edit.html", dtype=dtype, destination=destination,
                               deliveries=recent_deliveries(destination.id))
-    outcome = Notifier(current_app._get_current_object()).send_test(
-        dtype, destination.config, name=destination.name, destination_id=destination.id)
+    if destination.encrypted_secrets and not stored_secrets:
+        outcome = {"status": "failed", "error": SECRETS_LOST, "status_code": None, "detail": None}
+    else:
+        outcome = Notifier(current_app._get_current_object()).send_test(
+            dtype, destination.config, name=destination.name, destination_id=destination.id)
     if is_htmx():
         return render("destinations/_test_result.html", outcome=outcome, problems={})
     flash(f"Test to “{destination.name}”: " + (
@@ -124,7 +140,9 @@ def edit(destination_id: int):
     dtype = destination.destination_type
     if dtype is None:
         abort(404)
-    stored_secrets = destination.secrets
+    stored_secrets = _stored_secrets(destination)
+    if destination.encrypted_secrets and not stored_secrets and request.method == "GET":
+        flash(SECRETS_LOST, "warning")
     form = dtype.form(
         data={"name": destination.name, "enabled": destination.enabled, **destination.options},
         destination_id=destination.id,
