@@ -124,9 +124,13 @@ class WebhookForm(DestinationForm):
         description="Optional field name to wrap the whole payload in, e.g. data.",
     )
 
-    def validate_username(self, field):
-        if not (field.data or "").strip() and "password" in self.stored_secrets and not self.password.data:
-            raise ValidationError("A password needs a username.")  # the stored one, kept while blank
+    def validate(self, extra_validators=None):
+        ok = super().validate(extra_validators)
+        # A blank username is Optional() and skips its own validators; the stored password still needs one
+        if ok and not (self.username.data or "").strip() and getattr(self.password, "kept", False):
+            self.username.errors = [*self.username.errors, "A password needs a username."]
+            return False
+        return ok
 
     def validate_password(self, field):
         if field.data and not (self.username.data or "").strip():
