@@ -96,10 +96,7 @@ def _import_destination(index: int, item, counts: dict, problems: list[str]) -> 
     except InvalidInput as error:
         problems.extend(_describe(where, error))
         return
-    destination = existing or Destination(type=dtype.type)
-    destination.name, destination.enabled = form.name.data, form.enabled.data
-    destination.options, destination.secrets = form.split_options(stored)
-    db.session.add(destination)
+    db.session.add(form.apply_to(existing or Destination(type=dtype.type), stored))
     db.session.flush()
     counts["destinations_updated" if existing else "destinations_created"] += 1
 

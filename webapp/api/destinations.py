@@ -39,10 +39,7 @@ def _get(destination_id: int) -> Destination:
 
 
 def _save(destination: Destination, form, stored_secrets: dict, status: int):
-    destination.name = form.name.data
-    destination.enabled = form.enabled.data
-    destination.options, destination.secrets = form.split_options(stored_secrets)
-    db.session.add(destination)
+    db.session.add(form.apply_to(destination, stored_secrets))
     try:
         db.session.commit()
     except IntegrityError:

@@ -197,6 +197,13 @@ class DestinationForm(FlaskForm):
     def option_fields(self):
         return [f for f in self if f.name not in self.COMMON]
 
+    def apply_to(self, destination, stored_secrets: dict | None = None):
+        """Copy the validated form onto a Destination (not committed)."""
+        destination.name = self.name.data
+        destination.enabled = self.enabled.data
+        destination.options, destination.secrets = self.split_options(stored_secrets)
+        return destination
+
     def split_options(self, stored_secrets: dict | None = None) -> tuple[dict, dict]:
         """(plain options, secrets) from validated data; blank secrets keep their stored value."""
         stored_secrets = stored_secrets or {}

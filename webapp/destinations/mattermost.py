@@ -3,7 +3,7 @@ import re
 
 from . import chat
 from .base import DestinationForm, DestinationType, Pattern, text_field, url_field
-from .transport import SendResult, check, request, truncate, vendor_text
+from .transport import post_json, truncate
 
 TEXT_LIMIT = 16383  # characters in one post since Mattermost 5.0; longer text is split into several posts
 TITLE_LIMIT = 255
@@ -54,8 +54,7 @@ class Mattermost(DestinationType):
     @classmethod
     def send(cls, config, n, ctx):
         # transport.check() treats 501 (incoming webhooks switched off on the server) as permanent
-        response = check(request(ctx, "POST", config["webhook_url"], json=cls.payload(config, n)))
-        return SendResult(response.status_code, vendor_text(response))
+        return post_json(ctx, config["webhook_url"], cls.payload(config, n))
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_~\[\]<>|#])")

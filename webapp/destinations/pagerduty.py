@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 from wtforms import SelectField
 
 from .base import DestinationForm, DestinationType, Pattern, secret_field, url_field
-from .transport import SendResult, check, isoformat, request, truncate, vendor_text
+from .transport import isoformat, post_json, truncate
 
 SUMMARY_LIMIT = 1024
 DEDUP_KEY_LIMIT = 255
@@ -61,5 +61,4 @@ class PagerDuty(DestinationType):
 
     @classmethod
     def send(cls, config, n, ctx):
-        response = check(request(ctx, "POST", config["api_url"], json=cls.payload(config, n)))
-        return SendResult(response.status_code, vendor_text(response))
+        return post_json(ctx, config["api_url"], cls.payload(config, n))

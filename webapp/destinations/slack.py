@@ -1,7 +1,7 @@
 """Slack incoming webhooks (https://api.slack.com/messaging/webhooks)."""
 from . import chat
 from .base import DestinationForm, DestinationType, Pattern, text_field, url_field
-from .transport import SendResult, check, request, truncate, vendor_text
+from .transport import post_json, truncate
 
 # Block Kit and message limits (api.slack.com: header 150, section text 3000, ≤10 fields of ≤2000 each;
 # keep `text` ≤4000)
@@ -57,8 +57,7 @@ class Slack(DestinationType):
 
     @classmethod
     def send(cls, config, n, ctx):
-        response = check(request(ctx, "POST", config["webhook_url"], json=cls.payload(config, n)))
-        return SendResult(response.status_code, vendor_text(response))
+        return post_json(ctx, config["webhook_url"], cls.payload(config, n))
 
 
 def mrkdwn_escape(text: str) -> str:

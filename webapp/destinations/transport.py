@@ -103,6 +103,12 @@ def check(response: requests.Response, *, success=range(200, 300), retryable=is_
     )
 
 
+def post_json(ctx: SendContext, url: str, payload: dict, **kwargs) -> SendResult:
+    """POST `payload` as JSON: a 2xx is the result, anything else a DeliveryError."""
+    response = check(request(ctx, "POST", url, json=payload, **kwargs))
+    return SendResult(response.status_code, vendor_text(response))
+
+
 def _root_cause(exc: BaseException) -> str:
     while exc.__cause__ or exc.__context__:
         exc = exc.__cause__ or exc.__context__

@@ -6,7 +6,7 @@ import re
 from wtforms.validators import ValidationError
 
 from .base import DestinationForm, DestinationType, Pattern, secret_field, text_field, url_field
-from .transport import SendResult, check, isoformat, request, vendor_text
+from .transport import isoformat, post_json
 
 log = logging.getLogger(__name__)
 
@@ -153,5 +153,4 @@ class Webhook(DestinationType):
         username = (config.get("username") or "").strip()
         # HTTP Basic only with a username; the password may be empty
         auth = (username, config.get("password") or "") if username else None
-        response = check(request(ctx, "POST", config["url"], json=cls.payload(config, n), auth=auth))
-        return SendResult(response.status_code, vendor_text(response))
+        return post_json(ctx, config["url"], cls.payload(config, n), auth=auth)

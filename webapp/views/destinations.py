@@ -39,10 +39,7 @@ def _stored_secrets(destination: Destination) -> dict:
 
 def _save(destination: Destination, form, stored_secrets: dict) -> bool:
     """Copy a validated form onto `destination` and commit; False (with a field error) on a name race."""
-    destination.name = form.name.data
-    destination.enabled = form.enabled.data
-    destination.options, destination.secrets = form.split_options(stored_secrets)
-    db.session.add(destination)
+    db.session.add(form.apply_to(destination, stored_secrets))
     try:
         db.session.commit()
     except IntegrityError:
