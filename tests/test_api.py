@@ -409,10 +409,12 @@ def test_openapi_is_public_json_describing_every_route(app):
     assert len(routes) == 15
     assert routes - documented == set(), "routes missing from the document"
     assert documented - routes == set(), "documented operations that do not exist"
-    options = spec["components"]["schemas"]["DestinationInput"]["properties"]["options"]["oneOf"]
+    variants = spec["components"]["schemas"]["DestinationInput"]["oneOf"]
     with app.app_context():
-        for type_key, dtype in REGISTRY.items():  # every type's options are described, the secrets write-only
-            schema = next(o for o in options if o["title"] == dtype.label)
+        for type_key, dtype in REGISTRY.items():  # every type's options go with its own type, secrets write-only
+            variant = next(v for v in variants if v["properties"]["type"]["enum"] == [type_key])
+            schema = variant["properties"]["options"]
+            assert schema["title"] == dtype.label
             for name in dtype.secret_fields():
                 assert schema["properties"][name]["writeOnly"] is True, (type_key, name)
 

@@ -1,12 +1,12 @@
 """The alert form, shared by the UI and the JSON API."""
 import math
 
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 
 from .extensions import db
+from .forms import HeraldForm
 from .models import Alert, Destination
 from .notification import format_number
 
@@ -27,7 +27,7 @@ def parse_number(text) -> float:
     return number
 
 
-class AlertForm(FlaskForm):
+class AlertForm(HeraldForm):
     name = StringField("Name", [InputRequired("Give the alert a name."), Length(max=255)])
     description = TextAreaField("Description", [Optional(), Length(max=10000)], render_kw={"rows": 3},
                                 description="Sent with every notification.")

@@ -44,7 +44,7 @@ class ImportFailed(Exception):
 def import_config(data) -> dict:
     """Create or update (matched by name) every destination and alert in `data`; return counts."""
     if not isinstance(data, dict) or data.get("herald_export") != FORMAT_VERSION:
-        raise ImportFailed([f"Not a Herald export (version {FORMAT_VERSION})."])
+        raise ImportFailed([f"herald_export: not a Herald export of format version {FORMAT_VERSION}."])
     problems: list[str] = []
     counts = {"destinations_created": 0, "destinations_updated": 0, "alerts_created": 0, "alerts_updated": 0}
     try:

@@ -1,7 +1,7 @@
 """Where notifications may go: never to link-local or cloud-metadata addresses; private ones by choice."""
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 # 169.254.169.254 (AWS, GCP, Azure metadata) sits in 169.254.0.0/16; fd00:ec2::254 is AWS's IPv6 metadata
 ALWAYS_BLOCKED = [ipaddress.ip_network(n) for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128")]
@@ -11,10 +11,23 @@ class OutboundBlocked(Exception):
     """The URL's host resolves to an address Herald must not send to."""
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for: mapped, 6to4, NAT64 or the old IPv4-compatible form."""
+    if ip.ipv4_mapped or ip.sixtofour:
+        return ip.ipv4_mapped or ip.sixtofour
+    if (ip in NAT64 or ip in IPV4_COMPATIBLE) and int(ip) > 0xFFFF:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def blocked_reason(address: str, block_private: bool) -> str | None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address) and _embedded_ipv4(ip):
+        ip = _embedded_ipv4(ip)
     if any(ip in net for net in ALWAYS_BLOCKED):
         return "a link-local or cloud-metadata address"
     if block_private and (ip.is_private or ip.is_loopback or ip.is_reserved or ip.is_unspecified):
@@ -28,7 +41,8 @@ def check_url(url: str, block_private: bool = False, resolve=socket.getaddrinfo)
     A host that does not resolve passes: the send will fail on its own, and an intranet name may resolve
     on the server but not where the form was filled in.
     """
-    host = urlsplit(url).hostname
+    # urllib3 decodes %25 (a zone id, "fe80::1%25eth0") and a trailing dot still names the same host
+    host = unquote(urlsplit(url).hostname or "").rstrip(".")
     if not host:
         return
     try:

@@ -2,6 +2,7 @@
 from flask import current_app, g, jsonify, request
 from sqlalchemy import select
 
+from .. import MAX_ID
 from .. import alerts as alert_service
 from ..extensions import db
 from ..json_input import reject_unknown, validated_alert_form
@@ -116,8 +117,8 @@ def _positive_int_arg(name: str, default: int | None = None, maximum: int | None
     raw = request.args.get(name)
     if raw in (None, ""):
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 2**63 - 1:
-        raise ApiError(422, f"{name} must be a positive whole number.", {name: ["Must be a positive whole number."]})
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= MAX_ID):
+        raise ApiError(422, f"{name} must be a whole number from 1 to {MAX_ID}.", {name: [f"A whole number from 1 to {MAX_ID}."]})
     value = int(raw)
     if maximum and value > maximum:
         raise ApiError(422, f"{name} may be at most {maximum}.", {name: [f"At most {maximum}."]})

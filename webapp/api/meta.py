@@ -16,8 +16,10 @@ def _json(schema_ref: str, description: str = "OK") -> dict:
 
 
 def _options_schema(dtype) -> dict:
-    properties = {}
+    properties, required = {}, []
     for field in type_schema(dtype)["fields"]:
+        if field["required"] and field["default"] in (None, ""):
+            required.append(field["name"])
         prop = {"type": field["type"], "description": field["label"] + (". " + field["description"] if field["description"] else "")}
         if field["choices"]:
             prop["enum"] = field["choices"]
@@ -26,7 +28,10 @@ def _options_schema(dtype) -> dict:
         if field["type"] == "string":
             prop["maxLength"] = 10000
         properties[field["name"]] = prop
-    return {"type": "object", "title": dtype.label, "properties": properties, "additionalProperties": False}
+    schema = {"type": "object", "title": dtype.label, "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    return schema
 
 
 def build_spec(base_url: str) -> dict:
@@ -115,9 +120,12 @@ def build_spec(base_url: str) -> dict:
                     "secure_fields": {"type": "object", "additionalProperties": {"type": "boolean"}, "description": "Which secret options are set"},
                     "alert_ids": {"type": "array", "items": {"type": "integer"}},
                     "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time", "nullable": True}}},
-                "DestinationInput": {"type": "object", "required": ["name", "type", "options"], "additionalProperties": False, "properties": {
-                    "name": {"type": "string", "maxLength": 100}, "type": {"type": "string", "enum": list(REGISTRY)}, "enabled": {"type": "boolean"},
-                    "options": {"oneOf": list(destination_types.values()), "description": "The options of the chosen type (GET /api/destination-types)"}}},
+                # One variant per type, so each type's options go with its own "type" value
+                "DestinationInput": {"oneOf": [
+                    {"type": "object", "title": schema["title"], "required": ["name", "type", "options"], "additionalProperties": False,
+                     "properties": {"name": {"type": "string", "maxLength": 100}, "type": {"type": "string", "enum": [key]},
+                                    "enabled": {"type": "boolean"}, "options": schema}}
+                    for key, schema in destination_types.items()]},
                 "DestinationPatch": {"type": "object", "additionalProperties": False, "properties": {
                     "name": {"type": "string", "maxLength": 100}, "enabled": {"type": "boolean"}, "type": {"type": "string", "enum": list(REGISTRY)},
                     "options": {"type": "object", "description": "Options to change; a secret left out or empty keeps its value"}}},

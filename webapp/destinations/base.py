@@ -5,14 +5,14 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
 
 from .. import templating
-from ..outbound import OutboundBlocked, check_url
+from ..forms import HeraldForm
 from ..notification import Notification
+from ..outbound import OutboundBlocked, check_url
 from .transport import SendContext, SendResult
 
 HTTPS_HINT = "https is expected for the vendor's cloud; http is accepted for intranet gateways."
@@ -159,7 +159,7 @@ class Recipients:
             raise ValidationError(f"At most {self.max_items} recipients.")
 
 
-class DestinationForm(FlaskForm):
+class DestinationForm(HeraldForm):
     """Fields every destination has. Subclasses add the type's options, named as the API names them."""
 
     name = StringField("Name", [InputRequired("Give the destination a name."), Length(max=100)],
@@ -265,7 +265,8 @@ class DestinationType:
 
     @classmethod
     def secret_fields(cls) -> list[str]:
-        return [f.name for f in cls.form(meta={"csrf": False}) if getattr(f, "secret", False)]
+        # formdata=None: without it Flask-WTF would read the current request's body into this throwaway form
+        return [f.name for f in cls.form(formdata=None, meta={"csrf": False}) if getattr(f, "secret", False)]
 
     @classmethod
     def icon(cls) -> str:

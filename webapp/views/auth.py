@@ -5,12 +5,12 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import EqualTo, InputRequired, Length
 
 from ..extensions import db, login_manager
+from ..forms import HeraldForm
 from ..models import User
 
 bp = Blueprint("auth", __name__)
@@ -31,7 +31,7 @@ def validate_credentials(email: str, password: str) -> dict[str, str]:
     return errors
 
 
-class SetupForm(FlaskForm):
+class SetupForm(HeraldForm):
     email = EmailField("Email", [InputRequired(), Length(max=254)], render_kw={"autocomplete": "username"})
     password = PasswordField("Password", [InputRequired(), Length(max=256)], render_kw={"autocomplete": "new-password"})
     confirm = PasswordField("Repeat password", [InputRequired(), EqualTo("password", "The passwords differ.")],
@@ -46,7 +46,7 @@ class SetupForm(FlaskForm):
         return ok
 
 
-class LoginForm(FlaskForm):
+class LoginForm(HeraldForm):
     email = EmailField("Email", [InputRequired(), Length(max=254)], render_kw={"autocomplete": "username"})
     password = PasswordField("Password", [InputRequired(), Length(max=256)], render_kw={"autocomplete": "current-password"})
     remember = BooleanField("Keep me signed in")

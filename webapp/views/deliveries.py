@@ -2,6 +2,7 @@
 from flask import Blueprint, request
 from sqlalchemy import select
 
+from .. import MAX_ID
 from ..extensions import db
 from ..htmx import render
 from ..models import Delivery, Destination
@@ -11,8 +12,11 @@ PER_PAGE = 50
 
 
 def _int_arg(name: str) -> int | None:
+    """A filter's id or page; anything else (letters, ², a 5000-digit number) is ignored, not an error page."""
     value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+    if value.isascii() and value.isdigit() and len(value) <= 10 and 1 <= int(value) <= MAX_ID:
+        return int(value)
+    return None
 
 
 def recent_deliveries(destination_id: int, limit: int = 20) -> list[Delivery]:

@@ -1,24 +1,23 @@
 """Settings → Email server (the SMTP settings in force, a test email) and Settings → API tokens."""
 from flask import Blueprint, abort, current_app, flash, redirect, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import EmailField, StringField
 from wtforms.validators import Email, InputRequired, Length
 
-from ..extensions import db
-from ..models import ApiToken, utcnow
-
 from ..destinations import REGISTRY
 from ..destinations.email import DEFAULT_SUBJECT
+from ..extensions import db
+from ..forms import HeraldForm
 from ..htmx import render
+from ..models import ApiToken, utcnow
 from ..notifier import Notifier
 from .auth import admin_required
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 
-class TestEmailForm(FlaskForm):
+class TestEmailForm(HeraldForm):
     to = EmailField("Send a test email to", [InputRequired("Enter an address."), Length(max=254),
                                               Email("Enter a valid email address.")])
 
@@ -49,7 +48,7 @@ def email_server():
                   smtp=smtp_settings())
 
 
-class TokenForm(FlaskForm):
+class TokenForm(HeraldForm):
     name = StringField("Token name", [InputRequired("Name the token after what will use it."), Length(max=100)],
                        description="e.g. the monitoring script or host that will call the API.")
 

@@ -1,13 +1,13 @@
 """Settings → Users: administrators add people, change their role and remove them."""
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from wtforms import EmailField, PasswordField, SelectField
 from wtforms.validators import InputRequired, Length
 
 from ..extensions import db
+from ..forms import HeraldForm
 from ..models import User
 from .auth import admin_required, validate_credentials
 
@@ -15,7 +15,7 @@ bp = Blueprint("users", __name__, url_prefix="/settings/users")
 ROLES = {"viewer": "Viewer (read-only)", "admin": "Administrator"}
 
 
-class UserForm(FlaskForm):
+class UserForm(HeraldForm):
     email = EmailField("Email", [InputRequired("Enter an email address."), Length(max=254)], render_kw={"autocomplete": "off"})
     password = PasswordField("Password", [InputRequired("Set a password."), Length(max=256)],
                              description="At least 8 characters. Tell the person; they can sign in with it.",
