@@ -43,6 +43,8 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
         "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
         "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or None,
+        # Check the SMTP server's certificate on TLS/SSL (set 0 for an intranet server with its own CA)
+        "HERALD_SMTP_VERIFY_TLS": _bool(env.get("HERALD_SMTP_VERIFY_TLS"), True),
         # Delivery: per-request timeout, parallel sends, retries (see the README's configuration table)
         "HERALD_HTTP_TIMEOUT": float(env.get("HERALD_HTTP_TIMEOUT") or 10),
         "HERALD_NOTIFY_WORKERS": int(env.get("HERALD_NOTIFY_WORKERS") or 16),

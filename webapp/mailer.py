@@ -4,6 +4,7 @@ Flask-Mail 0.10's Connection opens smtplib.SMTP without a timeout, so a server t
 connection and then says nothing would hang the sending worker forever.
 """
 import smtplib
+import ssl
 from email.headerregistry import Address
 from email.utils import parseaddr
 
@@ -53,21 +54,23 @@ class TimeoutConnection(Connection):
     others were accepted, and Flask-Mail's Connection.send drops that.
     """
 
-    def __init__(self, mail, timeout: float):
+    def __init__(self, mail, timeout: float, verify_tls: bool = True):
         super().__init__(mail)
         self.timeout = timeout
         self.refused: dict = {}
+        # Flask-Mail and smtplib's defaults check no certificate at all; ours checks it unless told otherwise
+        self.tls_context = ssl.create_default_context() if verify_tls else ssl._create_unverified_context()
 
     def configure_host(self):
         # Flask-Mail's own logic (SSL, STARTTLS, login when both username and password are set), plus the timeout
         if self.mail.use_ssl:
-            host = smtplib.SMTP_SSL(self.mail.server, self.mail.port, timeout=self.timeout)
+            host = smtplib.SMTP_SSL(self.mail.server, self.mail.port, timeout=self.timeout, context=self.tls_context)
         else:
             host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=self.timeout)
         try:
             host.set_debuglevel(int(self.mail.debug))
             if self.mail.use_tls:
-                host.starttls()
+                host.starttls(context=self.tls_context)
             if self.mail.username and self.mail.password:
                 host.login(self.mail.username, self.mail.password)
         except BaseException:
@@ -118,7 +121,7 @@ def send_message(message, timeout: float) -> dict:
         raise DeliveryError("No SMTP server is configured: set MAIL_SERVER (and MAIL_PORT) for Herald.")
     where = f"{state.server}:{state.port}"
     try:
-        with TimeoutConnection(state, timeout) as connection:
+        with TimeoutConnection(state, timeout, current_app.config.get("HERALD_SMTP_VERIFY_TLS", True)) as connection:
             connection.send(message)
             return connection.refused
     except DeliveryError:
@@ -150,6 +153,9 @@ def send_message(message, timeout: float) -> dict:
         raise DeliveryError(f"SMTP error with {where}: {exc}") from None
     except TimeoutError:
         raise DeliveryError(f"The SMTP server {where} did not answer within {timeout:g} s.", retryable=True) from None
+    except ssl.SSLCertVerificationError as exc:  # a configuration problem: trying again changes nothing
+        raise DeliveryError(f"The SMTP server {where} has a certificate Herald cannot verify ({exc.verify_message}). "
+                            "Fix the certificate, or set HERALD_SMTP_VERIFY_TLS=0 for a private CA.") from None
     except OSError as exc:  # refused connection, DNS failure, TLS handshake failure, reset
         raise DeliveryError(f"Could not talk to the SMTP server {where}: {exc}", retryable=True) from None
 
