@@ -9,8 +9,10 @@ from .models import User
 def register(app):
     @app.cli.command("init-db")
     def init_db():
-        """Create the database tables that do not exist yet."""
-        db.create_all()
+        """Create the database, or bring it to the newest schema (the same as `flask db upgrade`)."""
+        from . import upgrade_database
+
+        upgrade_database()
         click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
 
     @app.cli.group("deliveries")
