@@ -4,12 +4,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from ..destinations import get_type
 from ..crypto import SecretsUnreadable
+from ..delivery.notifier import Notifier
+from ..destinations import get_type
 from ..extensions import db
 from ..htmx import is_htmx, render
 from ..models import Destination
-from ..notifier import Notifier
 from .auth import admin_required
 from .deliveries import recent_deliveries
 

@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from ..outbound import OutboundBlocked, check_url
+from .outbound import OutboundBlocked, check_url
 
 USER_AGENT = "Herald/0.1 (+self-hosted alert router)"
 ERROR_TEXT_LIMIT = 500
