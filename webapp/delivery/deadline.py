@@ -120,7 +120,14 @@ _RESOLVER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="herald-dns")
 
 def resolve(host: str, port: int, deadline: Deadline, per_operation: float) -> list[tuple]:
     """getaddrinfo for a TCP connection, bounded by the deadline (and the per-operation timeout)."""
-    future = _RESOLVER.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+    try:  # an address literal needs no lookup, nor a thread to bound one
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError):
+        pass
+    try:
+        future = _RESOLVER.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+    except RuntimeError:  # the interpreter is shutting down and the resolver with it
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
     try:
         return future.result(timeout=deadline.timeout(per_operation))
     except FutureTimeout:

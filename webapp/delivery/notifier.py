@@ -368,10 +368,11 @@ class Notifier:
             attempts=1, last_attempt_at=now, lease_owner=self.owner, lease_token=token,
             lease_until=now + self.settings.lease)
         db.session.add(row)
-        db.session.commit()
+        db.session.flush()
         job = Job(delivery_id=row.id, token=token, attempt=1, event="test", alert_id=None,
                   destination_id=destination_id, destination_name=row.destination_name, dtype=destination_type,
                   config=config, notification=notification, refs={}, created_at=now)
+        db.session.commit()  # nothing of the row is read again before the send: no connection is held during it
         outcome = self._send(job, final=True)
         if outcome.status == "sent" and destination_type.resolves:
             resolve = replace(notification, state="ok", previous_state="triggered")
@@ -380,7 +381,7 @@ class Notifier:
                 second.detail = f"{outcome.detail or ''} The test incident was resolved again.".strip()
             outcome = second
         self._record(job, outcome)
-        return self.outcomes([row.id])[0]
+        return self.outcomes([job.delivery_id])[0]
 
     # --- sending -------------------------------------------------------------------------------------------------
 
