@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# Links in notifications ("Open alert") point where `make run` serves, unless HERALD_BASE_URL says otherwise
+export HERALD_BASE_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: run dev test bench chromium clean
 

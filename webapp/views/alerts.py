@@ -1,15 +1,16 @@
 """Alerts: list, create/edit with bound destinations, and the alert page with Trigger / Resolve / Mute."""
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import selectinload
 
 from .. import alerts as alert_service
 from ..alert_form import AlertForm, parse_number
 from ..extensions import db
 from ..htmx import is_htmx, render
-from ..models import Alert, Delivery
+from ..models import Alert, Delivery, Destination, alert_destination
 from .auth import admin_required
+from .listing import FAILING, choice_arg, contains, health_of, int_arg, last_attempt_ids, search_arg
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
@@ -33,10 +34,54 @@ def _after_change(alert: Alert, result):
     return redirect(url_for(".show", alert_id=alert.id))
 
 
+PER_PAGE = 50
+STATE_FILTERS = {"triggered": "Triggered", "ok": "OK", "unknown": "Unknown", "muted": "Muted",
+                 "failing": "Destination failing"}
+SORTS = {"urgency": "What is on fire", "name": "Name", "changed": "Last change"}
+_STATE_RANK = case((Alert.state == "triggered", 0), (Alert.state == "unknown", 1), else_=2)
+_SEVERITY_RANK = case(*((Alert.severity == s, i) for i, s in enumerate(Alert.SEVERITIES)), else_=len(Alert.SEVERITIES))
+
+
+def _failing_alert_ids():
+    """Alerts bound to at least one enabled destination whose newest attempted delivery failed."""
+    last_ids = last_attempt_ids()
+    return (select(alert_destination.c.alert_id)
+            .join(Destination, Destination.id == alert_destination.c.destination_id)
+            .join(last_ids, last_ids.c.destination_id == Destination.id)
+            .join(Delivery, Delivery.id == last_ids.c.last_id)
+            .where(Destination.enabled.is_(True), Delivery.status.in_(FAILING)))
+
+
 @bp.get("/")
 def index():
-    alerts = db.session.scalars(select(Alert).options(selectinload(Alert.destinations)).order_by(Alert.name)).all()
-    return render("alerts/index.html", alerts=alerts)
+    """Triggered first (then by severity), muted shown beside the state; search, filters and pages."""
+    filters = {"q": search_arg(), "state": choice_arg("state", STATE_FILTERS),
+               "severity": choice_arg("severity", Alert.SEVERITIES), "destination_id": int_arg("destination_id"),
+               "sort": choice_arg("sort", SORTS, "urgency")}
+    query = select(Alert).options(selectinload(Alert.destinations))
+    if filters["q"]:
+        query = query.where(contains(Alert.name, filters["q"]))
+    if filters["state"] in Alert.STATES:
+        query = query.where(Alert.state == filters["state"])
+    elif filters["state"] == "muted":
+        query = query.where(Alert.muted.is_(True))
+    elif filters["state"] == "failing":
+        query = query.where(Alert.id.in_(_failing_alert_ids()))
+    if filters["severity"]:
+        query = query.where(Alert.severity == filters["severity"])
+    if filters["destination_id"]:
+        query = query.where(Alert.id.in_(select(alert_destination.c.alert_id).where(
+            alert_destination.c.destination_id == filters["destination_id"])))
+    order = {"urgency": (_STATE_RANK, _SEVERITY_RANK, Alert.name, Alert.id),
+             "name": (Alert.name, Alert.id),
+             "changed": (Alert.last_state_change_at.desc().nulls_last(), Alert.id.desc())}[filters["sort"]]
+    page = db.paginate(query.order_by(*order), page=int_arg("page") or 1, per_page=PER_PAGE, error_out=False)
+    health = health_of(d.id for alert in page.items for d in alert.destinations)
+    destination = db.session.get(Destination, filters["destination_id"]) if filters["destination_id"] else None
+    total = db.session.scalar(select(func.count()).select_from(Alert))
+    return render("alerts/index.html", "alerts/_list.html", page=page, alerts=page.items, health=health,
+                  filters=filters, states=STATE_FILTERS, severities={s: s.capitalize() for s in Alert.SEVERITIES},
+                  sorts=SORTS, total=total, destination=destination)
 
 
 @bp.route("/new", methods=["GET", "POST"])
