@@ -7,6 +7,7 @@ Email builds its Flask-Mail message, which is shown instead of being handed to t
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
@@ -144,7 +145,20 @@ def _recorded(request: requests.PreparedRequest, secrets) -> RecordedRequest:
         parsed = json.loads(text) if text else None
     except ValueError:
         parsed = None
-    return RecordedRequest(request.method, redact(request.url, secrets), headers, redact(text, secrets), parsed)
+    return RecordedRequest(request.method, _redact_url(request.url, secrets), headers, redact(text, secrets), parsed)
+
+
+def _redact_url(url: str, secrets) -> str:
+    """The URL with its secret parts as ••••, keeping scheme and host so the reader sees where it goes."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+    rest = url[len(f"{parts.scheme}://{parts.netloc}"):]
+    secret_paths = []
+    for secret in secrets:
+        if isinstance(secret, str) and secret.startswith(("http://", "https://")):
+            secret_parts = urlsplit(secret)
+            secret_paths.append(secret[len(f"{secret_parts.scheme}://{secret_parts.netloc}"):])
+    return origin + redact(rest, [*secret_paths, *secrets])
 
 
 def _mail(message, secrets) -> RecordedMail:

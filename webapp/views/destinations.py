@@ -163,12 +163,17 @@ def _test_with_form(dtype, form, stored_secrets: dict, destination: Destination 
     outcome = Notifier(current_app._get_current_object()).send_test(
         dtype, {**options, **secrets}, name=name, destination_id=destination.id if destination else None)
     if outcome["status"] != "sent":
-        outcome["error"] = human_error(outcome["error"])
+        outcome["error"] = human_error(outcome["error"], _target_url({**options, **secrets}))
         field = field_for_failure(form, outcome)
         if field is not None:
             problems = {field.name: [f"The test failed here: {outcome['error']}"]}
             field.errors = problems[field.name]
     return outcome, problems
+
+
+def _target_url(config: dict) -> str | None:
+    """The URL a destination sends to (its first http(s) option), to name host and port in an error."""
+    return next((v for k, v in config.items() if "url" in k and isinstance(v, str) and v.startswith("http")), None)
 
 
 def _test_response(outcome, problems, form, page, **context):
@@ -211,7 +216,7 @@ def test_existing(destination_id: int):
         outcome = Notifier(current_app._get_current_object()).send_test(
             dtype, destination.config, name=destination.name, destination_id=destination.id)
         if outcome["status"] != "sent":
-            outcome["error"] = human_error(outcome["error"])
+            outcome["error"] = human_error(outcome["error"], _target_url(destination.config))
     if is_htmx():
         return render("destinations/_test_result.html", outcome=outcome, problems={})
     flash(f"Test to “{destination.name}”: " + (

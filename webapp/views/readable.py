@@ -2,20 +2,25 @@
 import json
 import re
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 # urllib3: HTTPConnectionPool(host='127.0.0.1', port=5699): Max retries exceeded ... [Errno 111] Connection refused
 _POOL = re.compile(r"host='(?P<host>[^']*)', port=(?P<port>\d+)")
 _ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
 _HTTP = re.compile(r"^HTTP (?P<code>\d{3}): (?P<rest>.*)$", re.S)
 _SMTP_WHERE = re.compile(r"SMTP server (?P<where>\S+)")
+_CONNECT = re.compile(r"Could not connect to (?P<host>[^\s:]+|\[[^\]]+\]):")
 
 # Fields vendors put their human message in, most telling first
 _MESSAGE_KEYS = ("message", "error_message", "errorMessage", "error", "errors", "description", "detail", "result",
                  "status", "title")
 
 
-def human_error(text: str | None) -> str:
-    """A network error as a sentence ("Nothing is listening on 127.0.0.1:5699"), anything else unchanged."""
+def human_error(text: str | None, url: str | None = None) -> str:
+    """A network error as a sentence ("Nothing is listening on 127.0.0.1:5699"), anything else unchanged.
+
+    `url`, when known (the form's), gives the port that the transport's message leaves out.
+    """
     if not text:
         return ""
     pool = _POOL.search(text)
@@ -23,6 +28,16 @@ def human_error(text: str | None) -> str:
     if where is None:
         smtp = _SMTP_WHERE.search(text)
         where = smtp["where"].rstrip(":.,") if smtp else None
+    if where is None:
+        connect = _CONNECT.search(text)
+        where = connect["host"] if connect else None
+        if url:
+            try:
+                parts = urlsplit(url)
+                if parts.hostname and (where is None or where == parts.hostname):
+                    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+            except ValueError:
+                pass
     lowered = text.lower()
     if "connection refused" in lowered:
         return f"Nothing is listening on {where}: the connection was refused." if where else \
@@ -59,11 +74,10 @@ def _message_in(data) -> str | None:
         parts = [m for m in (_message_in(item) for item in data[:5]) if m]
         return "; ".join(parts) or None
     if isinstance(data, dict):
-        for key in _MESSAGE_KEYS:
-            if key in data:
-                found = _message_in(data[key])
-                if found:
-                    return found
+        found = next((m for m in (_message_in(data[key]) for key in _MESSAGE_KEYS if key in data) if m), None)
+        # PagerDuty and others: a message, and the errors that explain it
+        errors = _message_in(data.get("errors"))
+        return f"{found}: {errors}" if found and errors and errors != found else found
     return None
 
 
