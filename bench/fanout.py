@@ -86,8 +86,8 @@ def main():
     from webapp.destinations import REGISTRY
     from webapp.extensions import db
     from webapp.models import Destination
-    from webapp.notification import Notification
-    from webapp.notifier import Notifier
+    from webapp.delivery.notification import Notification
+    from webapp.delivery.notifier import Notifier
 
     server = HTTPServer(host="127.0.0.1", threaded=True)
     server.expect_request("").respond_with_handler(slow_handler)

@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from helpers import (TYPE_KEYS, TYPES, all_stored, create_destination, default_name, page, secret_values)
-from webapp import outbound
+from webapp.delivery import outbound
 from webapp.destinations import REGISTRY
 from webapp.extensions import db
 from webapp.models import Alert, Destination

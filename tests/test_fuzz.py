@@ -26,7 +26,7 @@ from sqlalchemy import text
 from helpers import (ADMIN_EMAIL, ADMIN_PASSWORD, HTMX, TYPE_KEYS, TYPES, create_user, edit_url, form_data, login,
                      new_url, page)
 from postgres import postgres_server  # noqa: F401  (a fixture, used through fuzz_database)
-from webapp import outbound
+from webapp.delivery import outbound
 from webapp.destinations import REGISTRY
 from webapp.extensions import db
 from webapp.models import Alert, Destination

@@ -18,8 +18,8 @@ from webapp.destinations import REGISTRY
 from webapp.destinations.base import HttpUrl
 from webapp.extensions import db
 from webapp.models import Delivery, Destination, utcnow
-from webapp.notification import Notification
-from webapp.notifier import Notifier
+from webapp.delivery.notification import Notification
+from webapp.delivery.notifier import Notifier
 
 SAFE_REFERRER_POLICIES = {"no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin"}
 

@@ -86,7 +86,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def start_retry_worker(app: Flask):
     """Start this process's retry worker (once); it is kept on app.extensions for health checks."""
-    from .notifier import RetryWorker
+    from .delivery.notifier import RetryWorker
 
     worker = app.extensions.get("herald_retry_worker")
     if worker is None or not worker.is_alive():

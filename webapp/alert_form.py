@@ -2,13 +2,27 @@
 import math
 
 from sqlalchemy import select
-from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
-from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    widgets,
+)
+from wtforms.validators import (
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
+from .delivery.notification import format_number
 from .extensions import db
 from .forms import HeraldForm
 from .models import Alert, Destination
-from .notification import format_number
 
 MAX_REARM = 30 * 24 * 3600
 SEVERITY_LABELS = {"critical": "Critical", "error": "Error", "warning": "Warning", "info": "Info"}

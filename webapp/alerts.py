@@ -10,11 +10,11 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, update
 
+from .delivery.notification import Notification
+from .delivery.notifier import Notifier
 from .extensions import db
 from .metrics import STATE_CHANGES
 from .models import Alert, AlertStateChange, DeliveryRef
-from .notification import Notification
-from .notifier import Notifier
 
 NOTIFYING_TRANSITIONS = {("unknown", "triggered"), ("ok", "triggered"), ("triggered", "ok")}
 OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq,

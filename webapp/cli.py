@@ -22,7 +22,7 @@ def register(app):
     @deliveries.command("retry")
     def retry_due():
         """Send every retry that is due now, once (for cron, instead of or beside the in-process worker)."""
-        from .notifier import Notifier
+        from .delivery.notifier import Notifier
 
         tried = Notifier(app).run_due(limit=10_000)
         click.echo(f"Tried {tried} due deliver{'y' if tried == 1 else 'ies'}.")

@@ -1,36 +1,26 @@
 """Database models."""
 import functools
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    func,
+    select,
+)
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .crypto import decrypt_json, encrypt_json
+from .dbtypes import UTCDateTime, utcnow
+from .delivery.models import Delivery, DeliveryRef, DeliveryWorker  # noqa: F401  (every table in one place, for Alembic)
 from .extensions import db
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class UTCDateTime(TypeDecorator):
-    """Aware UTC datetimes in and out, whatever the database keeps (SQLite keeps no zone)."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is not None:
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to a UTC column")
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value, dialect):
-        return value.replace(tzinfo=timezone.utc) if value is not None else None
 
 
 @functools.cache
@@ -107,67 +97,6 @@ class Destination(db.Model):
         return REGISTRY.get(self.type)
 
 
-class Delivery(db.Model):
-    """One notification to one destination: every attempt's outcome, and when to try again."""
-
-    STATUSES = ("pending", "sent", "retrying", "failed", "skipped")
-    EVENTS = ("trigger", "resolve", "test")
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # The destination may be deleted later; its name and type stay on the record
-    destination_id: Mapped[int | None] = mapped_column(ForeignKey("destination.id", ondelete="SET NULL"), index=True)
-    destination_name: Mapped[str] = mapped_column(String(100))
-    destination_type: Mapped[str] = mapped_column(String(32))
-    alert_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    alert_name: Mapped[str] = mapped_column(String(255))
-    event: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    status_code: Mapped[int | None] = mapped_column(Integer)
-    error: Mapped[str | None] = mapped_column(Text)  # the vendor's words, secrets redacted
-    detail: Mapped[str | None] = mapped_column(Text)
-    duration_ms: Mapped[int | None] = mapped_column(Integer)
-    notification: Mapped[dict] = mapped_column(JSON)  # enough to send again after a restart
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Whoever holds an unexpired lease is sending this row; an expired lease means its sender died
-    lease_owner: Mapped[str | None] = mapped_column(String(64))
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    @property
-    def destination_type_class(self):
-        from .destinations import REGISTRY
-
-        return REGISTRY.get(self.destination_type)
-
-    def to_outcome(self) -> dict:
-        return {
-            "delivery_id": self.id,
-            "destination_id": self.destination_id,
-            "destination_name": self.destination_name,
-            "type": self.destination_type,
-            "event": self.event,
-            "status": self.status,
-            "status_code": self.status_code,
-            "attempts": self.attempts,
-            "error": self.error,
-            "detail": self.detail,
-            "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
-        }
-
-
-class DeliveryRef(db.Model):
-    """What a vendor gave back for one alert at one destination (ticket id, sys_id, Message-ID), for the resolve."""
-
-    destination_id: Mapped[int] = mapped_column(ForeignKey("destination.id", ondelete="CASCADE"), primary_key=True)
-    alert_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    data: Mapped[dict] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-
 alert_destination = db.Table(
     "alert_destination",
     db.Column("alert_id", ForeignKey("alert.id", ondelete="CASCADE"), primary_key=True),
@@ -200,6 +129,8 @@ class Alert(db.Model):
     last_triggered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_state_change_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every state change and re-notification: the compare-and-set that orders concurrent changes
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     destinations: Mapped[list[Destination]] = relationship(
         secondary=alert_destination, order_by=Destination.name, backref=backref("alerts", order_by="Alert.name"))

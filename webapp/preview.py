@@ -13,8 +13,8 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .destinations.transport import DeliveryError, SendContext, redact
-from .notification import Notification, make_test_notification
+from .delivery.transport import DeliveryError, SendContext, redact
+from .delivery.notification import Notification, make_test_notification
 
 # A reply that satisfies the types which read back an id (ServiceNow sys_id, Zendesk ticket, Zenduty trace),
 # so the recovery preview shows the follow-up request a real trigger would lead to

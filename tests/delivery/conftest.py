@@ -9,8 +9,8 @@ from aiosmtpd.controller import Controller
 
 from postgres import postgres_server  # noqa: F401  (a fixture, used through database_url)
 from webapp import create_app
-from webapp.destinations.transport import SendContext
-from webapp.notification import Notification
+from webapp.delivery.transport import SendContext
+from webapp.delivery.notification import Notification
 
 BASE = "https://herald.example.com"
 

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from webapp.destinations import REGISTRY
-from webapp.destinations.transport import DeliveryError
+from webapp.delivery.transport import DeliveryError
 
 ChatWork = REGISTRY["chatwork"]
 TOKEN = "0123456789abcdef0123456789abcdef"

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from webapp.destinations import REGISTRY
-from webapp.destinations.transport import DeliveryError, SendContext
+from webapp.delivery.transport import DeliveryError, SendContext
 
 from .conftest import free_port
 
@@ -74,7 +74,7 @@ def test_recovery_without_a_stored_message_id_is_not_threaded(delivery_app, smtp
 
 
 def test_default_subject_and_test_marker(delivery_app, smtp_server, ctx):
-    from webapp.notification import make_test_notification
+    from webapp.delivery.notification import make_test_notification
 
     Email.send({"addresses": "ops@example.com", "subject_template": "", "body_template": ""},
                make_test_notification("https://herald.example.com"), ctx)

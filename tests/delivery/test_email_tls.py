@@ -12,7 +12,7 @@ from cryptography.x509.oid import NameOID
 
 from webapp import create_app
 from webapp.destinations import REGISTRY
-from webapp.destinations.transport import DeliveryError, SendContext
+from webapp.delivery.transport import DeliveryError, SendContext
 
 from .conftest import RecordingHandler, free_port
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from webapp.destinations import REGISTRY
-from webapp.destinations.transport import DeliveryError
+from webapp.delivery.transport import DeliveryError
 
 HipChat = REGISTRY["hipchat"]
 PATH = "/v2/room/Ops/notification"

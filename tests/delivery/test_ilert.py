@@ -2,7 +2,7 @@
 import pytest
 
 from webapp.destinations import REGISTRY
-from webapp.destinations.transport import DeliveryError, SendContext
+from webapp.delivery.transport import DeliveryError, SendContext
 
 Ilert = REGISTRY["ilert"]
 KEY = "il1api0123456789abcdef"

@@ -8,7 +8,7 @@ from webapp import create_app
 from webapp.destinations import REGISTRY
 from webapp.extensions import db
 from webapp.models import Delivery
-from webapp.notifier import Notifier, NotifierSettings, RetryPolicy, RetryWorker
+from webapp.delivery.notifier import Notifier, NotifierSettings, RetryPolicy, RetryWorker
 
 KEY = "0123456789abcdef0123456789abcdef"
 FAST_RETRIES = NotifierSettings(timeout=2, policy=RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05))
@@ -161,7 +161,7 @@ def test_a_send_whose_sender_died_is_taken_over_when_its_lease_expires(delivery_
                                                                        trigger):
     from datetime import timedelta
 
-    from webapp.notifier import utcnow
+    from webapp.delivery.notifier import utcnow
 
     server = receivers()
     accept(server)

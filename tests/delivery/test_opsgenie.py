@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 
 from webapp.destinations import REGISTRY
-from webapp.destinations.transport import DeliveryError, SendContext
+from webapp.delivery.transport import DeliveryError, SendContext
 
 OpsGenie = REGISTRY["opsgenie"]
 KEY = "0a1b2c3d-4e5f-6789-abcd-ef0123456789"
@@ -67,7 +67,7 @@ def test_limits_message_130_description_15000_tags_20(httpserver, config, ctx, t
 
 
 def test_test_notification_closes_its_own_alias(httpserver, config, ctx):
-    from webapp.notification import make_test_notification
+    from webapp.delivery.notification import make_test_notification
 
     test = make_test_notification("https://herald.example.com")
     httpserver.expect_request("/v2/alerts", method="POST").respond_with_json(ACCEPTED, status=202)

@@ -3,7 +3,7 @@
 import pytest
 
 from webapp.destinations import REGISTRY
-from webapp.destinations.transport import DeliveryError
+from webapp.delivery.transport import DeliveryError
 
 PagerDuty = REGISTRY["pagerduty"]
 KEY = "0123456789abcdef0123456789abcdef"

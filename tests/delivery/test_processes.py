@@ -161,7 +161,7 @@ from datetime import datetime, timezone
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import Delivery, Destination
-from webapp.notification import Notification
+from webapp.delivery.notification import Notification
 app = create_app()
 with app.app_context():
     d = Destination(name="PD", type="pagerduty", options={{"api_url": {url!r}, "severity": ""}})

@@ -4,8 +4,8 @@ from dataclasses import replace
 import pytest
 
 from webapp.destinations import REGISTRY
-from webapp.destinations.transport import DeliveryError, SendContext
-from webapp.notification import make_test_notification
+from webapp.delivery.transport import DeliveryError, SendContext
+from webapp.delivery.notification import make_test_notification
 
 ServiceNow = REGISTRY["servicenow"]
 SYS_ID = "9d385017c611228701d22104cc95c371"

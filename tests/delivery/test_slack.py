@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 
 from webapp.destinations import REGISTRY
-from webapp.destinations.transport import DeliveryError
+from webapp.delivery.transport import DeliveryError
 
 Slack = REGISTRY["slack"]
 PATH = "/services/T000/B000/XXXX"

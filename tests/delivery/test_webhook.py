@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from webapp.destinations import REGISTRY
-from webapp.destinations.transport import DeliveryError
+from webapp.delivery.transport import DeliveryError
 from webapp.destinations.webhook import apply_field_mapper, parse_field_mapper
 
 Webhook = REGISTRY["webhook"]

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from webapp.destinations import REGISTRY
-from webapp.destinations.transport import DeliveryError, SendContext
+from webapp.delivery.transport import DeliveryError, SendContext
 
 Zendesk = REGISTRY["zendesk"]
 TOKEN = "ZDtok3n0123456789abcdefghij"

@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 
 from webapp.destinations import REGISTRY
-from webapp.destinations.transport import DeliveryError
+from webapp.delivery.transport import DeliveryError
 
 Zenduty = REGISTRY["zenduty"]
 PATH = "/integration/ab12c/generic/0f1e2d3c/"

@@ -3,11 +3,11 @@ from flask import current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..delivery.notifier import Notifier
 from ..destinations import REGISTRY, get_type
 from ..extensions import db
 from ..json_input import reject_unknown, type_schema, validated_destination_form
 from ..models import Destination
-from ..notifier import Notifier
 from . import ApiError, bp, json_body
 
 TOP_LEVEL = ("name", "type", "enabled", "options")

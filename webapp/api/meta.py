@@ -2,9 +2,9 @@
 from flask import current_app, jsonify
 
 from ..destinations import REGISTRY
+from ..json_input import type_schema
 from ..models import Alert, Delivery
 from . import bp
-from ..json_input import type_schema
 
 
 def _error(description: str) -> dict:

@@ -1,5 +1,18 @@
 """The destination types Herald knows. Adding one is a module and a line in REGISTRY."""
-from . import chatwork, email, hipchat, ilert, mattermost, opsgenie, pagerduty, servicenow, slack, webhook, zendesk, zenduty
+from . import (
+    chatwork,
+    email,
+    hipchat,
+    ilert,
+    mattermost,
+    opsgenie,
+    pagerduty,
+    servicenow,
+    slack,
+    webhook,
+    zendesk,
+    zenduty,
+)
 from .base import DestinationType
 
 REGISTRY: dict[str, type[DestinationType]] = {

@@ -7,13 +7,20 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import select
 from wtforms import BooleanField, PasswordField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    Optional,
+    StopValidation,
+    ValidationError,
+)
 
 from .. import templating
+from ..delivery.notification import Notification
+from ..delivery.outbound import OutboundBlocked, check_url
+from ..delivery.transport import SendContext, SendResult
 from ..forms import HeraldForm
-from ..notification import Notification
-from ..outbound import OutboundBlocked, check_url
-from .transport import SendContext, SendResult
 
 HTTPS_HINT = "https is expected for the vendor's cloud; http is accepted for intranet gateways."
 

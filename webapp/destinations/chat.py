@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..notification import Notification
-from .transport import DeliveryError, check, truncate
+from ..delivery.notification import Notification
+from ..delivery.transport import DeliveryError, check, truncate
 
 TRIGGER_COLOR = "#c0392b"
 RECOVERY_COLOR = "#1e8e3e"

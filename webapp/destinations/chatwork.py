@@ -3,9 +3,17 @@ import re
 from urllib.parse import quote
 
 from .. import templating
+from ..delivery.transport import SendResult, request, truncate, vendor_text
 from . import chat
-from .base import DestinationForm, DestinationType, Pattern, secret_field, template_field, text_field, url_field
-from .transport import SendResult, request, truncate, vendor_text
+from .base import (
+    DestinationForm,
+    DestinationType,
+    Pattern,
+    secret_field,
+    template_field,
+    text_field,
+    url_field,
+)
 
 DEFAULT_API_URL = "https://api.chatwork.com/v2"
 # ChatWork documents no maximum; about 40k characters were seen accepted and 80k refused, so stay well below

@@ -10,8 +10,15 @@ from wtforms import TextAreaField
 from wtforms.validators import InputRequired, Length
 
 from .. import templating
-from .base import DestinationForm, DestinationType, Recipients, parse_recipients, template_field
-from .transport import DeliveryError, SendResult
+from ..delivery.smtp import HeraldMessage, describe_refused, send_message
+from ..delivery.transport import DeliveryError, SendResult
+from .base import (
+    DestinationForm,
+    DestinationType,
+    Recipients,
+    parse_recipients,
+    template_field,
+)
 
 # Line breaks and other control characters: never allowed into a header (subject, display names).
 # Beyond CR and LF this covers VT, FF, NEL and the Unicode line/paragraph separators some parsers split on.
@@ -93,8 +100,6 @@ class Email(DestinationType):
         """The Flask-Mail message (needs an app context)."""
         from flask import current_app
 
-        from ..mailer import HeraldMessage
-
         sender = current_app.config.get("MAIL_DEFAULT_SENDER")
         if not sender:
             raise DeliveryError("No sender address is configured: set MAIL_DEFAULT_SENDER for Herald.")
@@ -113,8 +118,6 @@ class Email(DestinationType):
     @classmethod
     def send(cls, config, n, ctx):
         from flask import current_app
-
-        from ..mailer import describe_refused, send_message
 
         message = cls.message(config, n, ctx)
         refused = send_message(message, ctx.timeout)

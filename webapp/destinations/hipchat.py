@@ -1,11 +1,10 @@
 """HipChat Server / Data Center room notifications (REST API v2). HipChat Cloud closed in February 2019."""
+import markupsafe
 from wtforms import BooleanField, SelectField
 
-import markupsafe
-
+from ..delivery.transport import SendResult, request, vendor_text
 from . import chat
 from .base import DestinationForm, DestinationType, url_field
-from .transport import SendResult, request, vendor_text
 
 MESSAGE_LIMIT = 10000  # HipChat refuses longer messages with 400
 

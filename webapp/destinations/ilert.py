@@ -1,8 +1,8 @@
 """ilert Events API (https://docs.ilert.com/rest-api/api-reference/events)."""
 from wtforms import SelectField
 
+from ..delivery.transport import SendResult, check, request, vendor_text
 from .base import DestinationForm, DestinationType, Pattern, secret_field, url_field
-from .transport import SendResult, check, request, vendor_text
 
 # ilert's answer to a RESOLVE for a key with no open alert (older payloads: NO_OPEN_INCIDENT_WITH_KEY)
 NO_OPEN_ALERT_CODES = ("NO_OPEN_ALERT_WITH_KEY", "NO_OPEN_INCIDENT_WITH_KEY")

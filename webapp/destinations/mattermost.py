@@ -1,9 +1,9 @@
 """Mattermost incoming webhooks (https://developers.mattermost.com/integrate/webhooks/incoming/)."""
 import re
 
+from ..delivery.transport import post_json, truncate
 from . import chat
 from .base import DestinationForm, DestinationType, Pattern, text_field, url_field
-from .transport import post_json, truncate
 
 TEXT_LIMIT = 16383  # characters in one post since Mattermost 5.0; longer text is split into several posts
 TITLE_LIMIT = 255

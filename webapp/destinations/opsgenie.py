@@ -3,8 +3,17 @@ from urllib.parse import quote
 
 from wtforms import SelectField
 
-from .base import DestinationForm, DestinationType, ListOf, Pattern, secret_field, split_list, text_field, url_field
-from .transport import SendResult, check, request, truncate, vendor_text
+from ..delivery.transport import SendResult, check, request, truncate, vendor_text
+from .base import (
+    DestinationForm,
+    DestinationType,
+    ListOf,
+    Pattern,
+    secret_field,
+    split_list,
+    text_field,
+    url_field,
+)
 
 # Field limits from the Alert API docs (vendor-apis.md §7)
 MESSAGE_LIMIT = 130

@@ -3,8 +3,8 @@ from urllib.parse import urlsplit
 
 from wtforms import SelectField
 
+from ..delivery.transport import isoformat, post_json, truncate
 from .base import DestinationForm, DestinationType, Pattern, secret_field, url_field
-from .transport import isoformat, post_json, truncate
 
 SUMMARY_LIMIT = 1024
 DEDUP_KEY_LIMIT = 255

@@ -3,8 +3,15 @@ from urllib.parse import quote
 
 from wtforms import SelectField
 
+from ..delivery.transport import (
+    DeliveryError,
+    SendResult,
+    check,
+    request,
+    truncate,
+    vendor_text,
+)
 from .base import DestinationForm, DestinationType, secret_field, text_field, url_field
-from .transport import DeliveryError, SendResult, check, request, truncate, vendor_text
 
 SHORT_DESCRIPTION_LIMIT = 160  # the stock dictionary length; not enforced by the platform, kept for the UI
 DESCRIPTION_LIMIT = 4000  # the stock dictionary length of incident.description

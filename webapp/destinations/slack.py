@@ -1,7 +1,7 @@
 """Slack incoming webhooks (https://api.slack.com/messaging/webhooks)."""
+from ..delivery.transport import post_json, truncate
 from . import chat
 from .base import DestinationForm, DestinationType, Pattern, text_field, url_field
-from .transport import post_json, truncate
 
 # Block Kit and message limits (api.slack.com: header 150, section text 3000, ≤10 fields of ≤2000 each;
 # keep `text` ≤4000)

@@ -5,8 +5,15 @@ import re
 
 from wtforms.validators import ValidationError
 
-from .base import DestinationForm, DestinationType, Pattern, secret_field, text_field, url_field
-from .transport import isoformat, post_json
+from ..delivery.transport import isoformat, post_json
+from .base import (
+    DestinationForm,
+    DestinationType,
+    Pattern,
+    secret_field,
+    text_field,
+    url_field,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,25 @@
 """Zendesk tickets (https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/)."""
 from wtforms import EmailField, SelectField
-from wtforms.validators import Email as EmailAddress, InputRequired, Length
+from wtforms.validators import Email as EmailAddress
+from wtforms.validators import InputRequired, Length
 
-from .base import DestinationForm, DestinationType, ListOf, secret_field, split_list, text_field, url_field
-from .transport import DeliveryError, SendResult, check, request, truncate, vendor_text
+from ..delivery.transport import (
+    DeliveryError,
+    SendResult,
+    check,
+    request,
+    truncate,
+    vendor_text,
+)
+from .base import (
+    DestinationForm,
+    DestinationType,
+    ListOf,
+    secret_field,
+    split_list,
+    text_field,
+    url_field,
+)
 
 SUBJECT_LIMIT = 150  # undocumented; one published schema says 150
 COMMENT_LIMIT = 64000  # a comment can be about 64 KB

@@ -1,6 +1,6 @@
 """Zenduty Generic Integration (https://zenduty.com/docs/generic-integration/)."""
+from ..delivery.transport import SendResult, check, isoformat, request, vendor_text
 from .base import DestinationForm, DestinationType, url_field
-from .transport import SendResult, check, isoformat, request, vendor_text
 
 # Herald's severities are Zenduty's alert types of the same names; recovery resolves the incident
 ALERT_TYPES = {"critical": "critical", "error": "error", "warning": "warning", "info": "info"}

@@ -3,7 +3,16 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, EmailField, PasswordField

@@ -4,12 +4,12 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from ..destinations import REGISTRY, get_type
 from ..crypto import SecretsUnreadable
+from ..delivery.notifier import Notifier
+from ..destinations import REGISTRY, get_type
 from ..extensions import db
 from ..htmx import is_htmx, render
 from ..models import Delivery, Destination, alert_destination
-from ..notifier import Notifier
 from .auth import admin_required
 from .deliveries import recent_deliveries
 from . import form_secrets

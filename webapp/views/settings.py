@@ -5,13 +5,13 @@ from sqlalchemy import select
 from wtforms import EmailField, StringField
 from wtforms.validators import Email, InputRequired, Length
 
+from ..delivery.notifier import Notifier
 from ..destinations import REGISTRY
 from ..destinations.email import DEFAULT_SUBJECT
 from ..extensions import db
 from ..forms import HeraldForm
 from ..htmx import render
 from ..models import ApiToken, utcnow
-from ..notifier import Notifier
 from .auth import admin_required
 from .readable import EMAIL_SERVER_TEST
 

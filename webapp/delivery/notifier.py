@@ -13,13 +13,13 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import or_, select, update
 
-from .crypto import SecretsUnreadable
-from .destinations import REGISTRY
-from .destinations.transport import DeliveryError, SendContext, redact
-from .extensions import db
-from .metrics import DELIVERIES, DELIVERY_LATENCY, failure_reason
-from .models import Delivery, DeliveryRef, Destination
+from ..crypto import SecretsUnreadable
+from ..destinations import REGISTRY
+from ..extensions import db
+from ..metrics import DELIVERIES, DELIVERY_LATENCY, failure_reason
+from ..models import Delivery, DeliveryRef, Destination
 from .notification import Notification, make_test_notification
+from .transport import DeliveryError, SendContext, redact
 
 log = logging.getLogger(__name__)
 

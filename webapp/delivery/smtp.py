@@ -11,7 +11,7 @@ from email.utils import parseaddr
 from flask import current_app
 from flask_mail import BadHeaderError, Connection, Message, email_dispatched
 
-from .destinations.transport import ERROR_TEXT_LIMIT, DeliveryError
+from .transport import ERROR_TEXT_LIMIT, DeliveryError
 
 
 class HeraldMessage(Message):
