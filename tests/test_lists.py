@@ -166,3 +166,28 @@ def test_viewers_see_the_lists_without_actions(viewer_client, app, many):
     assert listing.status_code == 200
     assert "Duplicate" not in listing.get_data(as_text=True)
     assert viewer_client.get(f"/settings/destinations/{many['db-pager']}/duplicate").status_code == 403
+
+
+def test_the_alert_page_groups_deliveries_by_the_state_change_that_caused_them(admin_client, app, httpserver):
+    httpserver.expect_request("/v2/enqueue", method="POST").respond_with_json({"status": "success"}, status=202)
+    with app.app_context():
+        ids = []
+        for name in ("Pager one", "Pager two"):
+            d = Destination(name=name, type="pagerduty",
+                            options={"severity": "", "api_url": httpserver.url_for("/v2/enqueue")})
+            d.secrets = {"integration_key": "0123456789abcdef0123456789abcdef"}
+            db.session.add(d)
+            db.session.flush()
+            ids.append(d.id)
+        db.session.commit()
+    alert = add_alert(app, "Grouped", state="unknown", destination_ids=ids)
+    for state in ("triggered", "ok"):
+        assert admin_client.post(f"/alerts/{alert.id}/state", data={"state": state}).status_code == 302
+
+    text = admin_client.get(f"/alerts/{alert.id}").get_data(as_text=True)
+    section = text[text.index('id="alert-deliveries"'):text.index('id="alert-history"')]
+    headings = [h.split("<small")[0].strip() for h in section.split('<h3 class="change-heading">')[1:]]
+    assert headings == ["triggered → ok", "unknown → triggered"]
+    groups = section.split('<h3 class="change-heading">')[1:]
+    assert [g.count('<tr id="delivery-') for g in groups] == [2, 2]
+    assert "resolve" in groups[0] and "trigger" in groups[1] and "resolve" not in groups[1]

@@ -1,4 +1,7 @@
 """Alerts: list, create/edit with bound destinations, and the alert page with Trigger / Resolve / Mute."""
+from dataclasses import dataclass
+from datetime import timedelta
+
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import case, func, select
@@ -8,7 +11,7 @@ from .. import alerts as alert_service
 from ..alert_form import AlertForm, parse_number
 from ..extensions import db
 from ..htmx import is_htmx, render
-from ..models import Alert, Delivery, Destination, alert_destination
+from ..models import Alert, AlertStateChange, Delivery, Destination, alert_destination
 from .auth import admin_required
 from .listing import FAILING, choice_arg, contains, health_of, int_arg, last_attempt_ids, search_arg
 
@@ -23,7 +26,36 @@ def _live_context(alert: Alert, result=None) -> dict:
     deliveries = db.session.scalars(
         select(Delivery).where(Delivery.alert_id == alert.id, Delivery.event != "test").order_by(Delivery.id.desc()).limit(50)
     ).all()
-    return {"alert": alert, "result": result, "deliveries": deliveries, "history": alert.history[:50]}
+    history = alert.history[:50]
+    return {"alert": alert, "result": result, "deliveries": deliveries, "history": history,
+            "delivery_groups": group_by_change(deliveries, history)}
+
+
+@dataclass
+class DeliveryGroup:
+    """The deliveries one state change (or re-notification) caused."""
+
+    change: AlertStateChange | None
+    deliveries: list
+
+
+def group_by_change(deliveries, history) -> list[DeliveryGroup]:
+    """Newest first, by the state change each delivery belongs to: its state_change_id, or else (rows from
+    before that column) the newest change to the delivery's state made at or just before it was created."""
+    by_id = {change.id: change for change in history}
+    groups: list[DeliveryGroup] = []
+    for delivery in deliveries:
+        change = by_id.get(getattr(delivery, "state_change_id", None))
+        if change is None:
+            wanted = "ok" if delivery.event == "resolve" else "triggered"
+            change = next((c for c in history if c.to_state == wanted
+                           and c.created_at <= delivery.created_at + timedelta(seconds=1)
+                           and delivery.created_at - c.created_at <= timedelta(minutes=5)), None)
+        if groups and groups[-1].change is change:
+            groups[-1].deliveries.append(delivery)
+        else:
+            groups.append(DeliveryGroup(change, [delivery]))
+    return groups
 
 
 def _after_change(alert: Alert, result):
