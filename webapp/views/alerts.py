@@ -5,7 +5,7 @@ from datetime import timedelta
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import case, func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from .. import alerts as alert_service
 from ..alert_form import AlertForm, parse_number
@@ -13,7 +13,7 @@ from ..extensions import db
 from ..htmx import is_htmx, render
 from ..models import Alert, AlertStateChange, Delivery, Destination, alert_destination
 from .auth import admin_required
-from .listing import FAILING, choice_arg, contains, health_of, int_arg, last_attempt_ids, search_arg
+from .listing import FAILING, choice_arg, contains, health_of, int_arg, last_attempt_id, search_arg
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
@@ -76,12 +76,11 @@ _SEVERITY_RANK = case(*((Alert.severity == s, i) for i, s in enumerate(Alert.SEV
 
 def _failing_alert_ids():
     """Alerts bound to at least one enabled destination whose newest attempted delivery failed."""
-    last_ids = last_attempt_ids()
+    last = aliased(Delivery)
     return (select(alert_destination.c.alert_id)
             .join(Destination, Destination.id == alert_destination.c.destination_id)
-            .join(last_ids, last_ids.c.destination_id == Destination.id)
-            .join(Delivery, Delivery.id == last_ids.c.last_id)
-            .where(Destination.enabled.is_(True), Delivery.status.in_(FAILING)))
+            .join(last, last.id == last_attempt_id())
+            .where(Destination.enabled.is_(True), last.status.in_(FAILING)))
 
 
 @bp.get("/")

@@ -16,7 +16,7 @@ from . import form_secrets
 from .field_errors import field_for_failure
 from .readable import UNSAVED_FORM, human_error
 from ..preview import preview
-from .listing import FAILING, choice_arg, contains, health_of, int_arg, last_attempt_ids, search_arg
+from .listing import FAILING, choice_arg, contains, health_of, int_arg, last_attempt_id, search_arg
 
 bp = Blueprint("destinations", __name__, url_prefix="/settings/destinations")
 
@@ -36,11 +36,9 @@ def _list_context(notice: str | None = None) -> dict:
         query = query.where(contains(Destination.name, filters["q"]))
     if filters["type"]:
         query = query.where(Destination.type == filters["type"])
-    last_ids = last_attempt_ids()
     last = aliased(Delivery)
     if filters["state"] in ("failing", "healthy") or filters["sort"] == "health":
-        query = query.outerjoin(last_ids, last_ids.c.destination_id == Destination.id).outerjoin(
-            last, last.id == last_ids.c.last_id)
+        query = query.outerjoin(last, last.id == last_attempt_id())
     if filters["state"] == "enabled":
         query = query.where(Destination.enabled.is_(True))
     elif filters["state"] == "disabled":

@@ -3,10 +3,11 @@ from dataclasses import dataclass
 
 from flask import request
 from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
 from .. import MAX_ID
 from ..extensions import db
-from ..models import Delivery, alert_destination
+from ..models import Delivery, Destination, alert_destination
 
 # A delivery that was attempted: pending rows have not been tried yet and skipped ones were never meant to be
 ATTEMPTED = ("sent", "failed", "retrying")
@@ -39,13 +40,16 @@ def contains(column, text: str):
     return column.ilike(f"%{escaped}%", escape="\\")
 
 
-def last_attempt_ids(destination_ids=None):
-    """Subquery: (destination_id, last_id) of each destination's newest attempted delivery."""
-    query = select(Delivery.destination_id, func.max(Delivery.id).label("last_id")).where(
-        Delivery.destination_id.is_not(None), Delivery.status.in_(ATTEMPTED))
-    if destination_ids is not None:
-        query = query.where(Delivery.destination_id.in_(destination_ids))
-    return query.group_by(Delivery.destination_id).subquery()
+def last_attempt_id():
+    """Correlated subquery: the id of the enclosing Destination's newest attempted delivery.
+
+    A walk down ix_delivery_destination_id from the newest row, per destination: cheaper than grouping every
+    delivery, and the same on SQLite and PostgreSQL.
+    """
+    return (select(Delivery.id)
+            .where(Delivery.destination_id == Destination.id, Delivery.status.in_(ATTEMPTED))
+            .order_by(Delivery.id.desc()).limit(1)
+            .correlate(Destination).scalar_subquery())
 
 
 @dataclass(frozen=True)
@@ -68,9 +72,10 @@ def health_of(destination_ids) -> dict[int, Health]:
     ids = list(set(destination_ids))
     if not ids:
         return {}
-    last_ids = last_attempt_ids(ids)
+    last_delivery = aliased(Delivery)
     rows = db.session.execute(
-        select(last_ids.c.destination_id, Delivery).join(Delivery, Delivery.id == last_ids.c.last_id)).all()
+        select(Destination.id, last_delivery).join(last_delivery, last_delivery.id == last_attempt_id())
+        .where(Destination.id.in_(ids))).all()
     last = {destination_id: delivery for destination_id, delivery in rows}
     counts = dict(db.session.execute(
         select(alert_destination.c.destination_id, func.count())
