@@ -154,6 +154,8 @@ def test_every_page_has_no_serious_axe_violation(browser, live_server, viewport,
         # The Settings menu open
         audit.visit("/alerts/", "alerts")
         page.get_by_text("Settings", exact=True).click()
+        expect(page.get_by_role("link", name="API tokens")).to_be_visible()
+        page.wait_for_timeout(600)  # the menu fades in; judge its colours once it has
         audit.check("settings menu open")
 
         # A refused form, then Preview and Send test on the webhook form

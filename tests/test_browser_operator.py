@@ -78,8 +78,16 @@ def test_keyboard_skip_link_type_swap_and_focus_after_actions(browser, herald):
     page.keyboard.type("http://127.0.0.1:9/hook")
     assert focused(page)["id"] == "url"
 
+    # A secondary button shows a solid 3 px focus ring, not Pico's faint grey shadow
+    for _ in range(15):
+        page.keyboard.press("Tab")
+        if focused(page)["text"] == "Send test notification":
+            break
+    ring = page.evaluate("""() => { const s = getComputedStyle(document.activeElement);
+        return {width: s.outlineWidth, style: s.outlineStyle, color: s.outlineColor}; }""")
+    assert ring["width"] == "3px" and ring["style"] == "solid" and ring["color"] == "rgb(11, 92, 173)", ring
+
     # Send test: focus moves to the result, which says what went wrong in words; the URL field is marked
-    page.get_by_role("button", name="Send test notification").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#test-result")).to_contain_text("Nothing is listening on 127.0.0.1:9")
     page.wait_for_function("() => document.activeElement.id === 'test-result'")

@@ -8,12 +8,13 @@ from helpers import HTMX, LIST_URL, page
 from webapp.extensions import db
 from webapp.models import Alert, Delivery, Destination
 
-NOW = datetime.now(timezone.utc)
+def now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
-def add_destination(app, name, kind="webhook", enabled=True, created=NOW):
+def add_destination(app, name, kind="webhook", enabled=True, created=None):
     with app.app_context():
-        d = Destination(name=name, type=kind, enabled=enabled, created_at=created,
+        d = Destination(name=name, type=kind, enabled=enabled, created_at=created or now(),
                         options={"url": f"https://hooks.example.com/{name}", "username": "", "field_mapper": "",
                                  "payload_mapper": ""})
         db.session.add(d)
@@ -27,7 +28,7 @@ def add_delivery(app, destination_id, status, alert=None, minutes_ago=1, error=N
         db.session.add(Delivery(
             destination_id=d.id, destination_name=d.name, destination_type=d.type, alert_id=alert.id if alert else None,
             alert_name=alert.name if alert else "Herald test notification", event=event, status=status, attempts=1,
-            error=error, detail=detail, notification={}, created_at=NOW - timedelta(minutes=minutes_ago)))
+            error=error, detail=detail, notification={}, created_at=now() - timedelta(minutes=minutes_ago)))
         db.session.commit()
 
 
@@ -47,7 +48,8 @@ def row_ids(response, prefix):
 @pytest.fixture
 def many(app):
     """120 destinations, one of them failing, one disabled, some bound to alerts."""
-    ids = {name: add_destination(app, name, created=NOW - timedelta(minutes=i))
+    start = now()
+    ids = {name: add_destination(app, name, created=start - timedelta(minutes=i))
            for i, name in enumerate(f"team-{i:03d}" for i in range(120))}
     ids["db-pager"] = add_destination(app, "db-pager", kind="pagerduty")
     ids["off-hook"] = add_destination(app, "off-hook", enabled=False)
@@ -134,6 +136,7 @@ def test_alerts_put_what_is_on_fire_first_and_filter(admin_client, app, many):
     assert names_for("state=muted") == [["d", "muted", "Unknown"]]
     assert names_for("severity=critical") == [["c", "critical", "fire"], ["a", "quiet", "one"]]
     assert names_for(f"destination_id={pager}") == [["c", "critical", "fire"]]
+    assert names_for("destination=DB-PAG") == [["c", "critical", "fire"]]
     assert names_for("state=failing") == [["c", "critical", "fire"]]
     assert names_for("q=FIRE") == [["c", "critical", "fire"], ["b", "warning", "fire"]]
 

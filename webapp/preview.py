@@ -5,6 +5,7 @@ the recording adapter keeps each prepared request and answers 2xx itself, so not
 Email builds its Flask-Mail message, which is shown instead of being handed to the SMTP server.
 """
 import json
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
@@ -15,6 +16,8 @@ from requests.structures import CaseInsensitiveDict
 
 from .delivery.transport import DeliveryError, SendContext, redact
 from .delivery.notification import Notification, make_test_notification
+
+log = logging.getLogger(__name__)
 
 # A reply that satisfies the types which read back an id (ServiceNow sys_id, Zendesk ticket, Zenduty trace),
 # so the recovery preview shows the follow-up request a real trigger would lead to
@@ -127,6 +130,9 @@ def preview(destination_type, config: dict, base_url: str, block_private: bool =
                     refs = result.remember
         except DeliveryError as exc:
             event.error = redact(exc.message, secrets)
+        except Exception:  # a fault in a type's builder must show here, not as an error page
+            log.exception("preview of a %s destination failed", destination_type.type)
+            event.error = "Herald could not build this message; the server log has the details."
         event.requests = [_recorded(r, secrets) for r in adapter.requests]
         events.append(event)
     return events

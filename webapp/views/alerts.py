@@ -88,6 +88,7 @@ def index():
     """Triggered first (then by severity), muted shown beside the state; search, filters and pages."""
     filters = {"q": search_arg(), "state": choice_arg("state", STATE_FILTERS),
                "severity": choice_arg("severity", Alert.SEVERITIES), "destination_id": int_arg("destination_id"),
+               "destination": search_arg("destination"),
                "sort": choice_arg("sort", SORTS, "urgency")}
     query = select(Alert).options(selectinload(Alert.destinations))
     if filters["q"]:
@@ -103,6 +104,11 @@ def index():
     if filters["destination_id"]:
         query = query.where(Alert.id.in_(select(alert_destination.c.alert_id).where(
             alert_destination.c.destination_id == filters["destination_id"])))
+    if filters["destination"]:
+        query = query.where(Alert.id.in_(
+            select(alert_destination.c.alert_id)
+            .join(Destination, Destination.id == alert_destination.c.destination_id)
+            .where(contains(Destination.name, filters["destination"]))))
     order = {"urgency": (_STATE_RANK, _SEVERITY_RANK, Alert.name, Alert.id),
              "name": (Alert.name, Alert.id),
              "changed": (Alert.last_state_change_at.desc().nulls_last(), Alert.id.desc())}[filters["sort"]]

@@ -43,8 +43,8 @@ def _list_context(notice: str | None = None) -> dict:
         query = query.where(Destination.enabled.is_(True))
     elif filters["state"] == "disabled":
         query = query.where(Destination.enabled.is_(False))
-    elif filters["state"] == "failing":
-        query = query.where(last.status.in_(FAILING))
+    elif filters["state"] == "failing":  # as the row says: a disabled destination shows Disabled, not Failing
+        query = query.where(Destination.enabled.is_(True), last.status.in_(FAILING))
     elif filters["state"] == "healthy":
         query = query.where(last.status == "sent")
     elif filters["state"] == "unused":
