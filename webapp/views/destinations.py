@@ -5,7 +5,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from ..crypto import SecretsUnreadable
-from ..delivery.notifier import Notifier
+from ..delivery.notifier import get_notifier
 from ..destinations import REGISTRY, get_type
 from ..extensions import db
 from ..htmx import is_htmx, render
@@ -158,7 +158,7 @@ def _test_with_form(dtype, form, stored_secrets: dict, destination: Destination 
     name = form.name.data or (destination.name if destination else "")
     if destination is None:
         name = f"{name or 'New destination'} {UNSAVED_FORM}"[-100:]
-    outcome = Notifier(current_app._get_current_object()).send_test(
+    outcome = get_notifier(current_app._get_current_object()).send_test(
         dtype, {**options, **secrets}, name=name, destination_id=destination.id if destination else None)
     if outcome["status"] != "sent":
         outcome["error"] = human_error(outcome["error"], _target_url({**options, **secrets}))
@@ -211,7 +211,7 @@ def test_existing(destination_id: int):
     if destination.encrypted_secrets and not stored_secrets:
         outcome = {"status": "failed", "error": SECRETS_LOST, "status_code": None, "detail": None}
     else:
-        outcome = Notifier(current_app._get_current_object()).send_test(
+        outcome = get_notifier(current_app._get_current_object()).send_test(
             dtype, destination.config, name=destination.name, destination_id=destination.id)
         if outcome["status"] != "sent":
             outcome["error"] = human_error(outcome["error"], _target_url(destination.config))
