@@ -118,8 +118,8 @@ def preview(destination_type, config: dict, base_url: str, block_private: bool =
     for title, notification in sample_notifications(base_url):
         session, adapter = recording_session()
         # The example recovery follows the example trigger, with what the trigger's reply gave back
-        ctx = SendContext(timeout=1.0, refs=dict(refs) if notification.is_recovery else {}, session=session,
-                          block_private=block_private)
+        ctx = SendContext(timeout=1.0, refs=dict(refs) if notification.is_recovery else {}, block_private=block_private)
+        ctx.session = session  # in place of the guarded one: the recording adapter never opens a connection
         event = PreviewEvent(title)
         try:
             if hasattr(destination_type, "message"):
