@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# Links in notifications ("Open alert") point where `make run` serves, unless HERALD_BASE_URL says otherwise
+BASE_URL := $(or $(HERALD_BASE_URL),http://$(HOST):$(PORT))
 
 .PHONY: run dev test bench chromium clean
 
@@ -22,12 +24,12 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
 ## run: install, create the SQLite database under instance/ and serve on http://$(HOST):$(PORT) with waitress
 run: $(VENV)/.installed
 	$(BIN)/flask --app wsgi init-db
-	$(BIN)/waitress-serve --host $(HOST) --port $(PORT) --threads 8 wsgi:app
+	HERALD_BASE_URL='$(BASE_URL)' $(BIN)/waitress-serve --host $(HOST) --port $(PORT) --threads 8 wsgi:app
 
 ## dev: Flask's development server with the reloader
 dev: $(VENV)/.installed
 	$(BIN)/flask --app wsgi init-db
-	$(BIN)/flask --app wsgi run --debug --host $(HOST) --port $(PORT)
+	HERALD_BASE_URL='$(BASE_URL)' $(BIN)/flask --app wsgi run --debug --host $(HOST) --port $(PORT)
 
 ## chromium: the browser tests drive Debian's chromium; install it when missing and we are root
 chromium:
@@ -46,6 +48,7 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
 ## bench: benchmarks (not tests); numbers are quoted in the README
 bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/lists.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

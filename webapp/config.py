@@ -27,6 +27,22 @@ def persistent_secret_key(instance_path: str) -> str:
     return key
 
 
+def default_sender(base_url: str | None) -> str:
+    """Herald <herald@host> for the host Herald is reached at; a bare IP or a dotless name uses herald.localdomain."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(base_url or "").hostname or "").rstrip(".")
+    try:
+        ipaddress.ip_address(host)
+        host = ""
+    except ValueError:
+        pass
+    if "." not in host:
+        host = "herald.localdomain"
+    return f"Herald <herald@{host}>"
+
+
 def from_environment(instance_path: str, env=os.environ) -> dict:
     """Build the config mapping from the environment."""
     db_url = env.get("DATABASE_URL") or "sqlite:///" + str(Path(instance_path) / "herald.sqlite3")
@@ -42,7 +58,8 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "MAIL_USE_SSL": _bool(env.get("MAIL_USE_SSL")),
         "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
         "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
-        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or None,
+        # Mail needs a From: without MAIL_DEFAULT_SENDER, Herald writes as herald@ the host of HERALD_BASE_URL
+        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or default_sender(env.get("HERALD_BASE_URL")),
         # Check the SMTP server's certificate on TLS/SSL (set 0 for an intranet server with its own CA)
         "HERALD_SMTP_VERIFY_TLS": _bool(env.get("HERALD_SMTP_VERIFY_TLS"), True),
         # Delivery: per-connect/read timeout, one deadline per send, parallel sends, how long a state change

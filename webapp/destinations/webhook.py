@@ -137,6 +137,11 @@ class WebhookForm(DestinationForm):
         if ok and not (self.username.data or "").strip() and getattr(self.password, "kept", False):
             self.username.errors = [*self.username.errors, "A password needs a username."]
             return False
+        # The other way round too: Basic auth with a username and no password is nearly always a mistake
+        has_password = bool((self.password.data or "").strip()) or getattr(self.password, "kept", False)
+        if ok and (self.username.data or "").strip() and not has_password:
+            self.password.errors = [*self.password.errors, "Enter the password for this username, or clear the username."]
+            return False
         return ok
 
     def validate_password(self, field):
