@@ -132,7 +132,15 @@ BAD_INPUT = [
     ("ilert", {"integration_key": "il1 api key"}, "integration_key", "An alert source key is letters, digits"),
     ("opsgenie", {"api_key": "tooShortKey1"}, "api_key", "An OpsGenie API key looks like"),
     ("servicenow", {"password": ""}, "password", "This value is required."),
-    ("zendesk", {"api_token": ""}, "api_token", "This value is required."),
+    ("zendesk", {"oauth_token": "", "api_token": ""}, "oauth_token", "Enter an OAuth access token."),
+    ("zendesk", {"oauth_token": "", "email": ""}, "email", "An API token needs the email of the agent it belongs to."),
+    ("teams", {"webhook_url": "https://acme.webhook.office.com/webhookb2/abc@def/IncomingWebhook/123/456"},
+     "webhook_url", "This is an Office 365 connector URL; Microsoft retired connectors on 2026-03-31"),
+    ("telegram", {"chat_id": "my group"}, "chat_id", "A chat id is a number such as -1001234567890"),
+    ("discord", {"mentions": "@channel"}, "mentions", "Write <@user id>, <@&role id>, @here or @everyone."),
+    ("discord", {"webhook_url": "https://discord.com/channels/123/456"}, "webhook_url",
+     "Paste the channel's webhook URL"),
+    ("ntfy", {"topic_url": "https://push.example.org/"}, "topic_url", "Give the topic's URL"),
     # Choices
     ("pagerduty", {"severity": "bogus"}, "severity", "Not a valid choice."),
     ("opsgenie", {"priority": "P9"}, "priority", "Not a valid choice."),
@@ -248,7 +256,7 @@ def test_an_unknown_placeholder_message_lists_the_known_ones(admin_client):
     ("slack", "webhook_url", "Enter the URL."),
     ("webhook", "url", "Enter the URL."),
     ("servicenow", "username", "This value is required."),
-    ("zendesk", "api_token", "This value is required."),
+    ("chatwork", "api_token", "This value is required."),
 ], ids=["secret-url", "plain-url", "plain-text", "secret-text"])
 def test_a_required_value_of_only_spaces_is_refused(admin_client, app, type_key, field, message):
     response = admin_client.post(new_url(type_key), data=form_data(type_key, **{field: "   "}))
