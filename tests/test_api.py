@@ -594,7 +594,8 @@ def secret_destinations(server, secret_fields):
         "pagerduty": {"integration_key": marker["pagerduty"], "api_url": base + ENQUEUE},
         "servicenow": {**TYPES["servicenow"]["options"], "instance_url": base, "password": marker["servicenow"]},
         "slack": {"webhook_url": f"{base}/services/T0/B0/{marker['slack']}"},
-        "zendesk": {**TYPES["zendesk"]["options"], "zendesk_url": base, "api_token": marker["zendesk"]},
+        "zendesk": {**TYPES["zendesk"]["options"], "zendesk_url": base, "api_token": marker["zendesk"],
+                    "oauth_token": marker["zendesk"][::-1]},
         "zenduty": {"integration_url": f"{base}/integration/svc/generic/{marker['zenduty']}/"},
         "jsm": {"api_key": marker["jsm"], "api_url": base, "responders": "SRE"},
         "teams": {"webhook_url": f"{base}/workflows/{marker['teams']}/triggers/manual/paths/invoke"},
@@ -620,7 +621,7 @@ def test_no_api_answer_ever_contains_a_secret(app, db_path, admin_api, httpserve
                      for t in admin_api.ok("GET", "/api/destination-types")}
     assert secret_fields["pagerduty"] == ["integration_key"] and secret_fields["email"] == []
     bodies, secrets = secret_destinations(httpserver, secret_fields)
-    assert len(secrets) == 22  # 11 types with a secret: the value and its marker
+    assert len(secrets) == 36  # 17 types with a secret: each value (Zendesk and ntfy have two) and a marker
     answers = []
 
     created = {}
