@@ -35,7 +35,7 @@ class DiscordForm(DestinationForm):
 
 def markdown_escape(text: str) -> str:
     """Backslash-escape Discord's Markdown, so an alert's name shows as typed."""
-    return re.sub(r"([\\`*_~|>#\[\]()-])", r"\\\1", text)
+    return re.sub(r"([\\`*_~|>#\[\]])", r"\\\1", text)
 
 
 class Discord(DestinationType):

@@ -17,7 +17,6 @@ CARD_VERSION = "1.4"  # what Teams renders for cards posted by Workflows
 TITLE_LIMIT = 400
 DESCRIPTION_LIMIT = 10000  # Teams refuses messages over about 28 KB; the rest of the card is small
 FACT_LIMIT = 1000
-STATE_COLORS = {"trigger": "Attention", "resolve": "Good"}
 
 # Office 365 connector URLs: https://{tenant}.webhook.office.com/webhookb2/…, https://outlook.office(365).com/webhook/…
 _CONNECTOR = re.compile(r"(^|\.)webhook\.office\.com$|^outlook\.office(365)?\.com$")
@@ -42,8 +41,8 @@ class TeamsForm(DestinationForm):
 
 
 def markdown_escape(text: str) -> str:
-    """Adaptive Card TextBlocks render a Markdown subset; the alert's own text shows as typed."""
-    return re.sub(r"([\\`*_~\[\]()#>|!-])", r"\\\1", text)
+    """Adaptive Card TextBlocks render a Markdown subset (emphasis, links, lists); the alert's text shows as typed."""
+    return re.sub(r"([\\*_\[\]])", r"\\\1", text)
 
 
 class Teams(DestinationType):
@@ -57,7 +56,7 @@ class Teams(DestinationType):
         title = chat.title(n, lambda name: chat.fit(one_line(name), TITLE_LIMIT, markdown_escape))
         body = [
             {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Large", "wrap": True,
-             "color": STATE_COLORS.get(n.event, "Warning"), "style": "heading"},
+             "color": "Good" if n.is_recovery else "Attention", "style": "heading"},
             {"type": "FactSet", "facts": [{"title": label, "value": truncate(value, FACT_LIMIT)}
                                           for label, value in n.facts()]},
         ]
