@@ -150,6 +150,10 @@ class Zendesk(DestinationType):
         url = f"{cls.tickets_url(config)}/{int(ticket_id)}"
         response = request(ctx, "PUT", url, json=cls.payload(config, n), **kwargs)
         if response.status_code == 422 and _json(response).get("error") == "RecordInvalid":
+            if "closed prevents ticket update" in response.text:
+                # Someone closed it already: a closed ticket takes no more updates, and nothing is left to solve
+                return SendResult(response.status_code, f"Ticket #{ticket_id} is closed already; nothing to solve.",
+                                  remember={TICKET_REF: None})
             cls.refused_solve(config, n, ctx, kwargs, url, ticket_id, response)
         check(response, retryable=is_retryable)
         # Solved: forget the ticket, so the alert's next episode opens a new one
