@@ -107,7 +107,10 @@ def build_payload(n, field_mapper: str = "", payload_mapper: str = "") -> dict:
     """
     alert = stored_alert(n)
     occurred_at = isoformat(n.occurred_at)
-    last_triggered = n.occurred_at if n.event in ("trigger", "test") else (alert.last_triggered_at if alert else None)
+    if alert is not None:
+        last_triggered = alert.last_triggered_at
+    else:  # a test, or no database at hand: a trigger is its own last triggering
+        last_triggered = None if n.is_recovery else n.occurred_at
     payload = {
         "event": "alert_state_change",
         "alert": {
