@@ -20,7 +20,7 @@ MENTION = r"<@&?\d{15,21}>|@here|@everyone"
 
 class DiscordForm(DestinationForm):
     webhook_url = url_field(
-        "Webhook URL", secret=True, path=r"/api/webhooks/\d+/[^/]+/?$",
+        "Webhook URL", secret=True, path=r"/api/(v\d+/)?webhooks/\d+/[^/]+/?$",
         path_message="Paste the channel's webhook URL: https://discord.com/api/webhooks/ID/TOKEN",
         description="Channel settings → Integrations → Webhooks → Copy Webhook URL.",
     )
