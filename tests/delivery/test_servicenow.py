@@ -216,10 +216,27 @@ def test_a_reminder_or_a_retry_adds_a_work_note_to_the_active_incident(httpserve
     assert "CPU above 90% for 5 minutes." in body["work_notes"]
 
 
-def test_a_reminder_with_a_known_incident_adds_a_work_note_without_a_lookup(httpserver, config, trigger):
+def still(httpserver, active: bool):
+    httpserver.expect_request(f"{INCIDENT}/{SYS_ID}", method="GET", query_string={"sysparm_fields": "active"}) \
+        .respond_with_json({"result": {"active": "true" if active else "false"}})
+
+
+@pytest.mark.parametrize("renotify", [True, False], ids=["reminder", "trigger"])
+def test_a_trigger_with_a_known_active_incident_adds_a_work_note(httpserver, config, trigger, renotify):
+    still(httpserver, active=True)
     noted(httpserver)
-    ServiceNow.send(config, replace(trigger, renotify=True), SendContext(timeout=3, refs={"servicenow_sys_id": SYS_ID}))
-    assert [(r.method, r.path) for r, _ in httpserver.log] == [("PATCH", f"{INCIDENT}/{SYS_ID}")]
+    ServiceNow.send(config, replace(trigger, renotify=renotify), SendContext(timeout=3, refs={"servicenow_sys_id": SYS_ID}))
+    assert [(r.method, r.path) for r, _ in httpserver.log] == [("GET", f"{INCIDENT}/{SYS_ID}"),
+                                                               ("PATCH", f"{INCIDENT}/{SYS_ID}")]
+    assert list(httpserver.log[1][0].get_json()) == ["work_notes"]
+
+
+def test_a_known_incident_resolved_by_someone_else_is_not_reused(httpserver, config, trigger):
+    still(httpserver, active=False)
+    created(httpserver)
+    result = ServiceNow.send({**config, "assignment_group": ""}, trigger,
+                             SendContext(timeout=3, refs={"servicenow_sys_id": SYS_ID}))
+    assert [r.method for r, _ in httpserver.log] == ["GET", "POST"] and result.remember["servicenow_sys_id"] == SYS_ID
 
 
 def test_a_retry_that_finds_no_active_incident_creates_one(httpserver, config, trigger):

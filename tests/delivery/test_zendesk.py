@@ -224,10 +224,25 @@ def test_a_reminder_or_a_retry_comments_on_the_open_ticket_found_by_external_id(
     assert ("still triggered" if how == "reminder" else "triggered again") in update["comment"]["body"]
 
 
-def test_a_reminder_with_a_known_ticket_comments_without_a_lookup(httpserver, config, trigger):
+def ticket_is(httpserver, ticket_id, status):
+    httpserver.expect_request(f"{TICKETS}/{ticket_id}", method="GET").respond_with_json(
+        {"ticket": {"id": ticket_id, "status": status}})
+
+
+@pytest.mark.parametrize("renotify", [True, False], ids=["reminder", "trigger"])
+def test_a_trigger_with_a_known_open_ticket_comments_on_it(httpserver, config, trigger, renotify):
+    ticket_is(httpserver, 35436, "open")
     commented(httpserver, 35436)
-    Zendesk.send(config, replace(trigger, renotify=True), SendContext(timeout=3, refs={"zendesk_ticket_id": 35436}))
-    assert [(r.method, r.path) for r, _ in httpserver.log] == [("PUT", f"{TICKETS}/35436")]
+    Zendesk.send(config, replace(trigger, renotify=renotify), SendContext(timeout=3, refs={"zendesk_ticket_id": 35436}))
+    assert [(r.method, r.path) for r, _ in httpserver.log] == [("GET", f"{TICKETS}/35436"), ("PUT", f"{TICKETS}/35436")]
+
+
+@pytest.mark.parametrize("status", ["solved", "closed"])
+def test_a_known_ticket_solved_by_someone_else_is_not_reused(httpserver, config, ctx, trigger, status):
+    ticket_is(httpserver, 35436, status)
+    created(httpserver, 35500)
+    result = Zendesk.send(config, trigger, SendContext(timeout=3, refs={"zendesk_ticket_id": 35436}))
+    assert [r.method for r, _ in httpserver.log] == ["GET", "POST"] and result.remember == {"zendesk_ticket_id": 35500}
 
 
 def test_a_retry_that_finds_no_open_ticket_opens_one(httpserver, config, trigger):

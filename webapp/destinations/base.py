@@ -258,6 +258,15 @@ def one_line(text: str) -> str:
     return " ".join(_LINE_BREAKERS.sub(" ", text or "").split())
 
 
+def json_object(response) -> dict:
+    """The vendor's JSON answer when it is an object, else {} (an empty body, HTML from a proxy, a list)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 FROM_THE_ALERT = ""  # the stored value of a priority option that follows the alert's severity
 
 

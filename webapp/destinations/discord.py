@@ -3,7 +3,7 @@ import re
 
 from ..delivery.transport import DeliveryError, SendResult, check, request, truncate, vendor_text
 from . import chat
-from .base import DestinationForm, DestinationType, ListOf, one_line, split_list, text_field, url_field
+from .base import DestinationForm, DestinationType, ListOf, json_object, one_line, split_list, text_field, url_field
 
 # Discord's limits: content 2000; embed title 256, description 4096, ≤25 fields (name 256, value 1024),
 # footer 2048, and all of an embed's text together 6000
@@ -81,7 +81,8 @@ class Discord(DestinationType):
             check(response)
         except DeliveryError as exc:
             if response.status_code == 429 and exc.retry_after is None:
-                exc.retry_after = _json_retry_after(response)  # Discord's body says {"retry_after": 1.5}
+                value = json_object(response).get("retry_after")  # Discord's body says {"retry_after": 1.5}
+                exc.retry_after = float(value) if isinstance(value, (int, float)) and value >= 0 else None
             raise
         return SendResult(response.status_code, vendor_text(response) or "Posted.")
 
@@ -95,11 +96,3 @@ def allowed_mentions(mentions: list[str]) -> dict:
     if roles:
         allowed["roles"] = roles
     return allowed
-
-
-def _json_retry_after(response) -> float | None:
-    try:
-        value = response.json().get("retry_after")
-    except (ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) and value >= 0 else None

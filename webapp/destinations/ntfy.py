@@ -10,6 +10,7 @@ from .base import (
     DestinationType,
     ListOf,
     from_severity,
+    json_object,
     one_line,
     secret_field,
     split_list,
@@ -77,10 +78,7 @@ class Ntfy(DestinationType):
         url, _ = cls.split_topic(config)
         headers = {"Authorization": f"Bearer {config['access_token']}"} if config.get("access_token") else {}
         response = check(request(ctx, "POST", url, json=cls.payload(config, n), headers=headers))
-        try:
-            message_id = response.json().get("id")
-        except (ValueError, AttributeError):
-            message_id = None
+        message_id = json_object(response).get("id")
         return SendResult(response.status_code, f"id {message_id}" if message_id else vendor_text(response))
 
 

@@ -113,6 +113,8 @@ class ServiceNow(DestinationType):
         the alert's active incident up by correlation_id before opening another.
         """
         sys_id, number = ctx.refs.get(SYS_REF), ctx.refs.get(NUMBER_REF)
+        if sys_id and not cls.is_active(config, sys_id, ctx, kwargs):
+            sys_id, number = None, None  # resolved or closed by someone (or long ago): this is a new episode
         if not sys_id and (n.renotify or ctx.attempt > 1):
             sys_id, number = cls.find_open_incident(config, n, ctx, kwargs)
         if sys_id:
@@ -141,6 +143,14 @@ class ServiceNow(DestinationType):
         if number:
             remember[NUMBER_REF] = number
         return SendResult(response.status_code, f"Opened {number or sys_id}.", remember=remember)
+
+    @classmethod
+    def is_active(cls, config, sys_id, ctx, kwargs) -> bool:
+        """Whether the incident Herald remembers is still active (not resolved, closed or deleted)."""
+        response = request(ctx, "GET", cls.incident_url(config, sys_id), params={"sysparm_fields": "active"}, **kwargs)
+        if response.status_code == 404:
+            return False
+        return str(_result(check(response)).get("active")).lower() == "true"
 
     @classmethod
     def group_sys_id(cls, config, name: str, ctx, kwargs) -> str:

@@ -4,7 +4,7 @@ from urllib.parse import quote
 
 from ..delivery.transport import DeliveryError, SendResult, check, request, vendor_text
 from . import chat
-from .base import DestinationForm, DestinationType, Pattern, one_line, secret_field, text_field, url_field
+from .base import DestinationForm, DestinationType, Pattern, json_object, one_line, secret_field, text_field, url_field
 
 DEFAULT_API_URL = "https://api.telegram.org"
 # Telegram counts a message's characters after its HTML is parsed; counting the markup as well stays safe
@@ -72,18 +72,9 @@ class Telegram(DestinationType):
             if exc.retry_after is None:
                 # {"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 5",
                 #  "parameters": {"retry_after": 5}}
-                exc.retry_after = _parameters(response).get("retry_after")
+                parameters = json_object(response).get("parameters")
+                exc.retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
             raise
-        try:
-            message_id = response.json()["result"]["message_id"]
-        except (ValueError, KeyError, TypeError):
-            return SendResult(response.status_code, vendor_text(response))
-        return SendResult(response.status_code, f"message_id {message_id}")
-
-
-def _parameters(response) -> dict:
-    try:
-        parameters = response.json().get("parameters")
-    except (ValueError, AttributeError):
-        return {}
-    return parameters if isinstance(parameters, dict) else {}
+        result = json_object(response).get("result")
+        message_id = result.get("message_id") if isinstance(result, dict) else None
+        return SendResult(response.status_code, f"message_id {message_id}" if message_id else vendor_text(response))

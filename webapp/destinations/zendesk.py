@@ -19,6 +19,7 @@ from .base import (
     DestinationType,
     ListOf,
     from_severity,
+    json_object,
     one_line,
     secret_field,
     split_list,
@@ -149,7 +150,7 @@ class Zendesk(DestinationType):
                                   remember={TICKET_REF: None})
         url = f"{cls.tickets_url(config)}/{int(ticket_id)}"
         response = request(ctx, "PUT", url, json=cls.payload(config, n), **kwargs)
-        if response.status_code == 422 and _json(response).get("error") == "RecordInvalid":
+        if response.status_code == 422 and json_object(response).get("error") == "RecordInvalid":
             if "closed prevents ticket update" in response.text:
                 # Someone closed it already: a closed ticket takes no more updates, and nothing is left to solve
                 return SendResult(response.status_code, f"Ticket #{ticket_id} is closed already; nothing to solve.",
@@ -167,6 +168,8 @@ class Zendesk(DestinationType):
         the alert's unsolved ticket (by external_id) before opening another.
         """
         ticket_id = ctx.refs.get(TICKET_REF)
+        if ticket_id is not None and not cls.is_unsolved(config, ticket_id, ctx, kwargs):
+            ticket_id = None  # solved or closed by someone (or long ago): this is a new episode
         if ticket_id is None and (n.renotify or ctx.attempt > 1):
             ticket_id = cls.find_open_ticket(config, n, ctx, kwargs)
         if ticket_id is not None:
@@ -177,7 +180,7 @@ class Zendesk(DestinationType):
             return SendResult(response.status_code, f"Commented on ticket #{ticket_id}.", remember={TICKET_REF: ticket_id})
         response = check(request(ctx, "POST", cls.tickets_url(config), json=cls.payload(config, n), **kwargs),
                          retryable=is_retryable)
-        ticket = _json(response).get("ticket")
+        ticket = json_object(response).get("ticket")
         ticket_id = ticket.get("id") if isinstance(ticket, dict) else None
         if ticket_id is None:
             # Created, but no id to keep: do not fail (a retry would open a second ticket); the solve
@@ -186,9 +189,18 @@ class Zendesk(DestinationType):
         return SendResult(response.status_code, f"Opened ticket #{ticket_id}.", remember={TICKET_REF: ticket_id})
 
     @classmethod
+    def is_unsolved(cls, config, ticket_id, ctx, kwargs) -> bool:
+        """Whether the ticket Herald remembers is still open (not solved, closed or deleted)."""
+        response = request(ctx, "GET", f"{cls.tickets_url(config)}/{int(ticket_id)}", **kwargs)
+        if response.status_code == 404:
+            return False
+        ticket = json_object(check(response, retryable=is_retryable)).get("ticket")
+        return isinstance(ticket, dict) and ticket.get("status") not in DONE
+
+    @classmethod
     def refused_solve(cls, config, n, ctx, kwargs, url, ticket_id, response):
         """Zendesk would not solve (the account requires fields to solve): comment instead, then say why."""
-        fields = refused_fields(_json(response))
+        fields = refused_fields(json_object(response))
         why = "; ".join(f"{name}: {reason}" for name, reason in fields) or vendor_text(response)
         log.warning("Zendesk refused to solve ticket #%s (RecordInvalid): %s", ticket_id, why)
         text = (f"{n.title}\n\nThe alert went back to normal, but Zendesk would not let Herald solve this ticket: "
@@ -203,7 +215,7 @@ class Zendesk(DestinationType):
         """The newest ticket with this alert's external_id that is not solved or closed."""
         response = check(request(ctx, "GET", cls.tickets_url(config), params={"external_id": n.dedup_key}, **kwargs),
                          retryable=is_retryable)
-        tickets = _json(response).get("tickets")
+        tickets = json_object(response).get("tickets")
         if not isinstance(tickets, list):
             raise DeliveryError(f"HTTP {response.status_code}: Zendesk's answer has no ticket list: "
                                 f"{vendor_text(response)}", status_code=response.status_code)
@@ -227,14 +239,6 @@ def refused_fields(error: dict) -> list[tuple[str, str]]:
         reasons = [p.get("description") if isinstance(p, dict) else p for p in problems]
         fields.append((str(name), " ".join(one_line(str(r)) for r in reasons if r) or "invalid"))
     return fields
-
-
-def _json(response) -> dict:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def comment(n) -> str:
