@@ -29,7 +29,7 @@ def test_trigger_and_recovery_share_a_thread(httpserver, config, ctx, trigger, r
                                     "messageReplyOption": "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"}
     one, two = first.get_json(), second.get_json()
     assert one["thread"] == two["thread"] == {"threadKey": "herald-alert-42"}
-    assert one["text"] == "🔴 TRIGGERED: CPU &gt; 90% on web-01" and two["text"].startswith("🟢 RESOLVED: ")
+    assert one["text"] == "🔴 TRIGGERED: CPU > 90% on web-01" and two["text"].startswith("🟢 RESOLVED: ")
     card = one["cardsV2"][0]["card"]
     assert card["header"]["title"] == "TRIGGERED: CPU > 90% on web-01"
     widgets = card["sections"][0]["widgets"]
@@ -56,3 +56,11 @@ def test_a_bad_space_is_permanent_and_rate_limits_retry(httpserver, config, ctx,
         GoogleChat.send(config, trigger, ctx)
     assert not permanent.value.retryable and "INVALID_ARGUMENT" in permanent.value.message
     assert retryable.value.retryable
+
+
+def test_a_mention_in_the_alerts_name_does_not_notify_the_space(httpserver, config, ctx, trigger):
+    ok(httpserver)
+    GoogleChat.send(config, replace(trigger, alert_name="<users/all> disk <https://evil.example|click>"), ctx)
+    text = httpserver.log[0][0].get_json()["text"]
+    assert "<users/all>" not in text and "<https://" not in text
+    assert text.replace("\u200b", "") == "🔴 TRIGGERED: <users/all> disk <https://evil.example|click>"

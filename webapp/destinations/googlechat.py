@@ -21,8 +21,12 @@ class GoogleChatForm(DestinationForm):
 
 
 def text_escape(text: str) -> str:
-    """Chat's text formatting: `<` starts a link or mention, `*` and `_` make bold and italics."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Keep an alert's text from acting as a link or mention (`<users/all>` would notify the whole space).
+
+    Chat's message text has no escape for `<`, and shows entities such as `&lt;` as typed; a zero-width space
+    after `<` leaves the text reading the same and stops Chat from seeing a tag.
+    """
+    return text.replace("<", "<\u200b")
 
 
 def card_escape(text: str) -> str:
