@@ -2,6 +2,8 @@
 import click
 from sqlalchemy.exc import IntegrityError
 
+from .alerts import renotify_due
+from .delivery.notifier import get_notifier
 from .extensions import db
 from .models import User
 
@@ -21,10 +23,9 @@ def register(app):
 
     @deliveries.command("retry")
     def retry_due():
-        """Send every retry that is due now, once (for cron, instead of or beside the in-process worker)."""
-        from .delivery.notifier import Notifier
-
-        tried = Notifier(app).run_due(limit=10_000)
+        """Send every delivery that is due now (for cron, instead of or beside the in-process worker)."""
+        renotify_due(app)
+        tried = get_notifier(app).drain()
         click.echo(f"Tried {tried} due deliver{'y' if tried == 1 else 'ies'}.")
 
     @app.cli.command("export")
