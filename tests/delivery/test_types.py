@@ -155,3 +155,15 @@ def test_reminders_and_retries_send_the_same_key_to_vendors_that_deduplicate(ven
     field = REMINDER_KEYS[vendor.type]
     assert [r.get_json()[field] for r in requests_of(server)] == [trigger.dedup_key] * 3
     assert len({r.path for r in requests_of(server)}) == 1  # the same create call: the vendor counts it on the alert
+
+
+@pytest.mark.parametrize("vendor", ROWS)
+def test_line_breaks_in_the_name_never_reach_a_one_line_field(vendor, ctx, receivers, trigger):
+    server = receivers()
+    vendor.answer(server, trigger.dedup_key)
+    n = replace(trigger, alert_name="Disk\nfull on\r\ndb-01\u2028now\x0b")
+
+    REGISTRY[vendor.type].send(vendor.options(server.url_for("").rstrip("/")), n, ctx)
+
+    # Each row checks its vendor's title field (summary, message, subject, header, card title…) exactly
+    vendor.saw_trigger(requests_of(server), trigger.dedup_key, "TRIGGERED: Disk full on db-01 now")

@@ -8,7 +8,7 @@ from wtforms import BooleanField, SelectField
 
 from ..delivery.transport import SendResult, request, vendor_text
 from . import chat
-from .base import DestinationForm, DestinationType, url_field
+from .base import DestinationForm, DestinationType, one_line, url_field
 
 MESSAGE_LIMIT = 10000  # HipChat refuses longer messages with 400
 
@@ -39,7 +39,7 @@ class HipChat(DestinationType):
 
     @classmethod
     def payload(cls, config, n) -> dict:
-        head = f"<b>{escape(n.title)}</b><br><br>"
+        head = f"<b>{escape(one_line(n.title))}</b><br><br>"
         return {
             "message": head + chat.details(n, HTML, MESSAGE_LIMIT - len(head)),
             "message_format": "html",

@@ -12,6 +12,7 @@ from .base import (
     DestinationForm,
     DestinationType,
     Pattern,
+    one_line,
     secret_field,
     text_field,
     url_field,
@@ -126,13 +127,13 @@ def build_payload(n, field_mapper: str = "", payload_mapper: str = "") -> dict:
             "occurred_at": occurred_at,
             "test": n.test,
             # Redash's names: its custom subject is the title, its condition lives in options
-            "title": n.title,
+            "title": one_line(n.title),
             "options": {
                 "op": alert.condition_op if alert else None,
                 "value": n.threshold,
                 "column": "value",
                 "muted": bool(alert.muted) if alert else False,
-                "custom_subject": n.title,
+                "custom_subject": one_line(n.title),
                 "custom_body": n.description,
             },
             "created_at": _time(alert.created_at) if alert else occurred_at,
