@@ -45,7 +45,7 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
 
 ## bench: benchmarks (not tests); numbers are quoted in the README
 bench: $(VENV)/.bench-installed
-	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/delivery.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

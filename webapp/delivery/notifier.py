@@ -366,8 +366,9 @@ class Notifier:
                         if job is None:
                             return attempted
                         attempted += 1
-                        self._record(job, self._send(job, final=False))
-                        delivery_id, token = self._next_in_line(job), None
+                        outcome = self._send(job, final=False)
+                        self._record(job, outcome)
+                        delivery_id, token = self._next_in_line(job, outcome), None
                     except Exception:  # a bug or a database fault must not stop the pool; the lease expires
                         log.exception("delivery %s: unexpected error", delivery_id)
                         db.session.rollback()
@@ -380,14 +381,15 @@ class Notifier:
     def _claim(self, delivery_id: int, token: str | None) -> Job | None:
         """Take the row's lease and count the attempt, or use the lease staging took; None if it is not ours."""
         now = utcnow()
+        columns = (Delivery.attempts, Delivery.event, Delivery.alert_id, Delivery.destination_id,
+                   Delivery.destination_name, Delivery.destination_type, Delivery.notification, Delivery.created_at)
+        row = None
         if token is not None:
             # Staged with our lease: sendable only while the lease outlasts a whole send
-            held = db.session.scalar(select(Delivery.id).where(
+            row = db.session.execute(select(*columns).where(
                 Delivery.id == delivery_id, Delivery.lease_token == token,
-                Delivery.lease_until > now + timedelta(seconds=self.settings.deadline)))
-            if held is None:
-                token = None
-        if token is None:
+                Delivery.lease_until > now + timedelta(seconds=self.settings.deadline))).one_or_none()
+        if row is None:
             token = uuid.uuid4().hex
             claimed = db.session.execute(
                 update(Delivery).where(Delivery.id == delivery_id, *_claimable(now))
@@ -397,9 +399,7 @@ class Notifier:
             if claimed != 1:
                 db.session.rollback()
                 return None
-        row = db.session.execute(select(
-            Delivery.attempts, Delivery.event, Delivery.alert_id, Delivery.destination_id, Delivery.destination_name,
-            Delivery.destination_type, Delivery.notification, Delivery.created_at).where(Delivery.id == delivery_id)).one()
+            row = db.session.execute(select(*columns).where(Delivery.id == delivery_id)).one()
         problem, dtype, config, refs = None, REGISTRY.get(row.destination_type), {}, {}
         destination = db.session.get(Destination, row.destination_id) if row.destination_id else None
         if destination is None or dtype is None:
@@ -515,18 +515,14 @@ class Notifier:
             Delivery.id > job.delivery_id, Delivery.event == "resolve"))) is True
 
     @staticmethod
-    def _next_in_line(job: Job) -> int | None:
+    def _next_in_line(job: Job, outcome: Outcome) -> int | None:
         """The next row of the same alert and destination, once this one no longer holds it up."""
-        if job.alert_id is None or job.destination_id is None:
+        if job.alert_id is None or job.destination_id is None or outcome.status in ACTIVE:
             return None
-        status = db.session.scalar(select(Delivery.status).where(Delivery.id == job.delivery_id))
-        following = None
-        if status not in ACTIVE:
-            following = db.session.scalar(
-                select(Delivery.id).where(Delivery.alert_id == job.alert_id,
-                                          Delivery.destination_id == job.destination_id,
-                                          Delivery.id > job.delivery_id, Delivery.status.in_(ACTIVE))
-                .order_by(Delivery.id).limit(1))
+        following = db.session.scalar(
+            select(Delivery.id).where(Delivery.alert_id == job.alert_id, Delivery.destination_id == job.destination_id,
+                                      Delivery.id > job.delivery_id, Delivery.status.in_(ACTIVE))
+            .order_by(Delivery.id).limit(1))
         db.session.commit()
         return following
 
