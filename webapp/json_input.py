@@ -13,12 +13,12 @@ class InvalidInput(Exception):
         self.status, self.message, self.fields = status, message, fields or {}
 
 
-# Options that take several values; JSON may give them as a list of strings instead of one comma-separated text
-LIST_OPTIONS = {"tags", "responders", "addresses"}
+def to_formdata(values: dict, booleans=(), id_lists=(), rename: dict | None = None, lists=()) -> MultiDict:
+    """JSON values as the strings a browser would post; unsupported shapes are refused naming the field.
 
-
-def to_formdata(values: dict, booleans=(), id_lists=(), rename: dict | None = None) -> MultiDict:
-    """JSON values as the strings a browser would post; unsupported shapes are refused naming the field."""
+    `lists` name the options that take several values (a type's `list_options`): JSON may give them as a list
+    of strings instead of one comma-separated text.
+    """
     data = MultiDict()
     problems = {}
     for key, value in values.items():
@@ -42,7 +42,7 @@ def to_formdata(values: dict, booleans=(), id_lists=(), rename: dict | None = No
             data.add(key, repr(value) if isinstance(value, float) else str(value))
         elif isinstance(value, str):
             data.add(key, value)
-        elif key in LIST_OPTIONS and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        elif key in lists and isinstance(value, list) and all(isinstance(v, str) for v in value):
             data.add(key, ", ".join(value))
         else:
             problems[name] = ["Must be a string."]
@@ -112,7 +112,7 @@ def validated_destination_form(dtype, body: dict, destination: Destination | Non
     merged.setdefault("enabled", True)
     boolean_names = ["enabled"] + [f["name"] for f in fields if f["type"] == "boolean"]
     stored_secrets = destination.secrets if destination is not None else {}
-    form = dtype.form(formdata=to_formdata(merged, booleans=boolean_names), meta={"csrf": False},
+    form = dtype.form(formdata=to_formdata(merged, booleans=boolean_names, lists=dtype.list_options), meta={"csrf": False},
                       destination_id=destination.id if destination else None,
                       stored_secrets=[k for k in stored_secrets if k not in options or not options[k]])
     if not form.validate():

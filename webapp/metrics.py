@@ -18,5 +18,8 @@ STATE_CHANGES = Counter("herald_alert_state_changes", "Alert state changes", ["f
 def failure_reason(type_key: str, status_code: int | None, retryable: bool) -> str:
     """A short, low-cardinality reason: http_429, smtp_550, network, invalid."""
     if status_code:
-        return f"{'smtp' if type_key == 'email' else 'http'}_{status_code}"
+        from .destinations import get_type  # late: the destination modules import the delivery code, which imports us
+
+        dtype = get_type(type_key)
+        return f"{dtype.status_kind if dtype else 'http'}_{status_code}"
     return "network" if retryable else "invalid"

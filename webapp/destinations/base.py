@@ -249,14 +249,52 @@ def template_field(label, max_length, description="", default=None, textarea=Fal
     return cls(label, [first, Length(max=max_length), Template()], default=default, description=description)
 
 
+# Line breaks and other control characters, which a one-line field (a title, a subject) must not carry
+_LINE_BREAKERS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: line breaks and control characters fold to single spaces."""
+    return " ".join(_LINE_BREAKERS.sub(" ", text or "").split())
+
+
+def json_object(response) -> dict:
+    """The vendor's JSON answer when it is an object, else {} (an empty body, HTML from a proxy, a list)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+FROM_THE_ALERT = ""  # the stored value of a priority option that follows the alert's severity
+
+
+def from_severity(mapping: dict[str, str], severity: str, fixed: str | None = None) -> str:
+    """The destination's fixed choice when it has one, else the vendor value for Herald's severity.
+
+    An unknown severity maps like `critical`: a misread alert should page rather than whisper.
+    """
+    return fixed or mapping.get(severity) or mapping["critical"]
+
+
 class DestinationType:
-    """A kind of destination: a stable `type` key, its label and form. Modules subclass it."""
+    """A kind of destination: a stable `type` key, its label and form. Modules subclass it.
+
+    Everything Herald needs to know about a type lives here, so adding one is its module and a REGISTRY line.
+    """
 
     type: ClassVar[str]
     label: ClassVar[str]
     form: ClassVar[type[DestinationForm]]
     summary: ClassVar[str] = ""
     deprecated: ClassVar[bool] = False
+    # A note shown above the form (end of life, vendor changes); `notices()` may add ones that depend on config
+    notice: ClassVar[str] = ""
+    # Options that take several values: the JSON API also accepts them as a list of strings
+    list_options: ClassVar[frozenset[str]] = frozenset()
+    # What a failure's status code is, for the metrics' reason label (http_429, smtp_550)
+    status_kind: ClassVar[str] = "http"
     # The option whose value names where messages go, shown in the destinations list
     target_option: ClassVar[str | None] = None
     # Values offered in a datalist beside a free-text option (e.g. the EU endpoint)
@@ -278,3 +316,8 @@ class DestinationType:
     @classmethod
     def icon(cls) -> str:
         return f"icons/{cls.type}.svg"
+
+    @classmethod
+    def notices(cls) -> list[str]:
+        """Notes for the form, as text or Markup (needs an app context when a type looks at the config)."""
+        return [cls.notice] if cls.notice else []
