@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run dev test bench chromium clean
+.PHONY: run dev test bench chromium dist build-dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,5 +47,21 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
 bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/fanout.py
 
+$(VENV)/.dist-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dist]'
+	touch $@
+
+DIST ?= dist
+## dist: $(DIST)/herald-*.whl, and $(DIST)/herald.pyz: the wheel with every dependency (PostgreSQL's driver too), one file
+dist: $(VENV)/.dist-installed
+	$(MAKE) --no-print-directory build-dist
+
+# The recipe alone, for a Python that already has pip and shiv (tests/test_packaging.py runs it with its own BIN)
+build-dist:
+	rm -rf $(DIST)
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(DIST) .
+	$(BIN)/python -m shiv --quiet --console-script herald --output-file $(DIST)/herald.pyz --python '/usr/bin/env python3' \
+	  --reproducible --compressed --compile-pyc "$$(ls $(DIST)/herald-*.whl)[postgresql]"
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build $(DIST)

@@ -21,7 +21,7 @@ def healthz():
         healthy = False
     worker = current_app.extensions.get("herald_retry_worker")
     if not current_app.config["HERALD_RETRY_WORKER"]:
-        checks["retry_worker"] = "disabled (run `flask deliveries retry` from cron)"
+        checks["retry_worker"] = "disabled (run `herald deliveries retry` from cron)"
     elif worker is not None and worker.is_alive():
         checks["retry_worker"] = "alive"
     else:
