@@ -42,16 +42,21 @@ class Findings(list):
 def run_checks(env=os.environ) -> list[Finding]:
     """Every check, in the order a fix is best made: configuration, database, mail server, outbound policy."""
     found = Findings()
-    os.environ.setdefault("PGCONNECT_TIMEOUT", "10")  # libpq's own default is to wait for the OS (minutes)
     data_dir = paths.data_dir(env)
     settings = check_configuration(found, env, data_dir)
     if settings is None:
         return found
     app = check_app(found, settings, data_dir)
-    database_ok = app is not None and guarded(found, "Database", check_database, found, app)
-    if app is not None:
+    if app is None:
+        return found
+    try:
+        database_ok = guarded(found, "Database", check_database, found, app)
         guarded(found, "Mail server", check_mail, found, app, database_ok)
         guarded(found, "Outbound policy", check_outbound, found, app, database_ok)
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
     return found
 
 
@@ -192,6 +197,8 @@ def check_app(found: Findings, settings: dict, data_dir: Path) -> Flask | None:
     else:
         app.extensions["herald_key_source"] = None
     url = settings["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("postgresql"):  # libpq waits as long as the OS does (minutes) for a server that is not there
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"connect_timeout": 10}}
     try:
         db.init_app(app)  # makes the engine, so a bad URL or a missing driver shows here
     except Exception as exc:  # noqa: BLE001 — each cause gets its own advice
