@@ -19,7 +19,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .crypto import decrypt_json, encrypt_json
 from .dbtypes import UTCDateTime, utcnow
-from .delivery.models import Delivery, DeliveryRef  # noqa: F401  (every table in one place, for Alembic)
+from .delivery.models import Delivery, DeliveryRef, DeliveryWorker  # noqa: F401  (every table in one place, for Alembic)
 from .extensions import db
 
 
@@ -129,6 +129,8 @@ class Alert(db.Model):
     last_triggered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_state_change_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every state change and re-notification: the compare-and-set that orders concurrent changes
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     destinations: Mapped[list[Destination]] = relationship(
         secondary=alert_destination, order_by=Destination.name, backref=backref("alerts", order_by="Alert.name"))

@@ -1,7 +1,7 @@
 """The outbox: one Delivery row per notification and destination, and what vendors gave back for later events."""
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..dbtypes import UTCDateTime, utcnow
@@ -13,6 +13,8 @@ class Delivery(db.Model):
 
     STATUSES = ("pending", "sent", "retrying", "failed", "skipped")
     EVENTS = ("trigger", "resolve", "test")
+    # Deliveries of one alert to one destination go out in id order: this finds the one ahead of a row
+    __table_args__ = (Index("ix_delivery_order", "alert_id", "destination_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # The destination may be deleted later; its name and type stay on the record
@@ -37,6 +39,12 @@ class Delivery(db.Model):
     # Whoever holds an unexpired lease is sending this row; an expired lease means its sender died
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A new token with every claim: only the claim that still holds the lease may write the attempt's result
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    # The alert's state change (or re-notification) that caused this delivery; None for tests
+    state_change_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alert_state_change.id", name="fk_delivery_state_change_id", ondelete="SET NULL"),
+        index=True)
 
     def to_outcome(self) -> dict:
         return {
@@ -61,3 +69,13 @@ class DeliveryRef(db.Model):
     alert_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class DeliveryWorker(db.Model):
+    """A process's delivery worker: when its last pass over the queue completed (for /healthz and /metrics)."""
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_pass_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

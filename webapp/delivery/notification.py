@@ -1,5 +1,5 @@
 """What a destination is told when an alert changes state (plain data, no Flask)."""
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 
 
@@ -21,6 +21,8 @@ class Notification:
     threshold: float | None = None
     occurred_at: datetime = field(default_factory=_now)
     test: bool = False
+    # A reminder while the alert stays triggered (rearm_seconds): vendors add to what the trigger opened
+    renotify: bool = False
 
     @property
     def event(self) -> str:
@@ -74,7 +76,9 @@ class Notification:
 
     @classmethod
     def from_json(cls, data: dict) -> "Notification":
-        return cls(**{**data, "occurred_at": datetime.fromisoformat(data["occurred_at"])})
+        known = {f.name for f in fields(cls)}  # rows written by an older Herald lack newer fields
+        values = {k: v for k, v in data.items() if k in known}
+        return cls(**{**values, "occurred_at": datetime.fromisoformat(data["occurred_at"])})
 
 
 def format_number(value: float) -> str:

@@ -41,6 +41,9 @@ class SendContext:
     refs: dict = field(default_factory=dict)
     session: requests.Session = field(default_factory=requests.Session)
     block_private: bool = False  # HERALD_BLOCK_PRIVATE_DESTINATIONS
+    # 1 for a delivery's first attempt; a later attempt may follow one whose outcome is unknown (a timeout), so
+    # vendors that create things look for what an earlier attempt may have created before creating it again
+    attempt: int = 1
 
 
 def is_retryable_status(status: int) -> bool:
