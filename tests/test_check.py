@@ -307,3 +307,17 @@ def test_a_destination_host_that_does_not_resolve_is_a_note(data, tmp_path):
     assert result.returncode == 0
     assert "Check the name, and this machine's DNS." in finding(
         result, "note", "Destination “On-call” (Events API URL): events.herald-check.invalid does not resolve")
+
+
+# -- herald serve points at herald check -----------------------------------------------------------------------
+@pytest.mark.parametrize(("settings", "said"), [
+    ({"MAIL_PORT": "twenty-five"}, "A setting cannot be read: invalid literal for int() with base 10: 'twenty-five'. "
+                                   "`herald check` names it."),
+    ({"DATABASE_URL": "postgres://herald:pw@127.0.0.1/herald"}, "Write postgresql+psycopg:// instead."),
+])
+def test_serve_that_cannot_start_says_why_in_a_line_and_points_at_check(data, settings, said):
+    result = CliRunner().invoke(herald, ["serve", "--port", "0"], env=settings)
+    assert result.exit_code == 1
+    assert said in result.output
+    assert "Traceback" not in result.output
+    assert not (data / "herald.sqlite3").exists()

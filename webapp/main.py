@@ -6,6 +6,7 @@ import click
 from flask.cli import ScriptInfo
 from flask_migrate.cli import db as migrations
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import cli, paths
 
@@ -18,10 +19,26 @@ def herald(ctx):
 
     Configured through environment variables (the README lists them); `herald check` says what is wrong.
     """
-    from . import create_app
-
     # Commands load the app only when they run (flask.cli.with_appcontext), so --help writes nothing
-    ctx.obj = ScriptInfo(create_app=create_app, set_debug_flag=False, load_dotenv_defaults=False)
+    ctx.obj = ScriptInfo(create_app=create_app_or_explain, set_debug_flag=False, load_dotenv_defaults=False)
+
+
+def create_app_or_explain():
+    """create_app(), with a setting that cannot be read or a database that cannot be used said in one line."""
+    from . import config, create_app
+    from .checks import database_error_advice
+
+    try:
+        settings = config.from_environment(str(paths.data_dir()))
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"A setting cannot be read: {exc}. `herald check` names it.") from None
+    try:
+        return create_app()
+    except (SQLAlchemyError, ModuleNotFoundError) as exc:
+        if isinstance(exc, ModuleNotFoundError) and not (exc.name or "").startswith("psycopg"):
+            raise
+        problem, fix = database_error_advice(settings["SQLALCHEMY_DATABASE_URI"], exc)
+        raise click.ClickException(f"{problem}\n{fix}\n`herald check` looks at the rest.") from None
 
 
 for command in cli.commands.commands.values():
