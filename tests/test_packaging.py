@@ -9,6 +9,7 @@ secret key survived) and a test notification reaches a local receiver carrying t
 The artefacts come from `make dist` when .ci/run sets HERALD_DIST_DIR, else this module builds them with the
 same recipe (`make build-dist`).
 """
+import json
 import os
 import re
 import shutil
@@ -195,6 +196,9 @@ def use_again(command: list[str], env: dict, cwd: Path, receiver: HTTPServer, se
     assert report.returncode == 0, report.stdout + report.stderr
     assert "The stored secrets of 1 destination decrypt" in report.stdout
     assert "\n0 problems" in report.stdout
+    exported = json.loads(run([*command, "export"], env, cwd))
+    assert [(d["name"], d["options"].get("integration_key")) for d in exported["destinations"]] == [(DESTINATION, None)]
+    run([*command, "deliveries", "retry"], env, cwd)  # the cron form of the retry worker runs from the install too
 
 
 def install_wheel(wheel: Path, venv: Path, env: dict) -> Path:

@@ -21,7 +21,6 @@ from sqlalchemy.engine import make_url
 from . import config, paths
 from .extensions import db, mail
 
-LEVELS = ("ok", "note", "problem")  # a note works but is worth knowing; a problem makes something fail
 MIN_KEY_LENGTH = 32
 EXAMPLE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
@@ -29,7 +28,7 @@ EXAMPLE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 @dataclass
 class Finding:
     area: str
-    level: str
+    level: str  # "ok"; "note": works, but worth knowing; "problem": something fails until it is fixed
     message: str
     fix: str = ""
 

@@ -1,6 +1,6 @@
 """The `herald` command (also `python -m webapp`, and `python3 herald.pyz`): serve, check, and the app's commands."""
 import logging
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 
 import click
 from flask.cli import ScriptInfo
@@ -11,8 +11,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import cli, paths
 
 
+def herald_version() -> str:
+    try:
+        return version("herald")
+    except PackageNotFoundError:  # a checkout on sys.path that was never pip-installed
+        return "unknown (not installed)"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(version("herald"), prog_name="herald")
+@click.version_option(herald_version(), prog_name="herald")
 @click.pass_context
 def herald(ctx):
     """Herald, a self-hosted alert-destination router.
@@ -62,11 +69,11 @@ def serve(info: ScriptInfo, host: str, port: int, threads: int):
 
     # Before the app is made, so Flask adds no second handler: Herald's, Alembic's and waitress's lines go to stderr
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    click.echo(f"Herald {version('herald')}, data folder: {paths.data_dir()}")
+    click.echo(f"Herald {herald_version()}, data folder: {paths.data_dir()}")
     app = info.load_app()
     database = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).render_as_string(hide_password=True)
-    upgraded = "schema upgraded" if app.config["HERALD_AUTO_MIGRATE"] else "HERALD_AUTO_MIGRATE=0: run `herald db upgrade`"
-    click.echo(f"Database: {database} ({upgraded})")
+    schema = "schema up to date" if app.config["HERALD_AUTO_MIGRATE"] else "HERALD_AUTO_MIGRATE=0: run `herald db upgrade`"
+    click.echo(f"Database: {database} ({schema})")
     try:
         server = waitress.create_server(app, host=host, port=port, threads=threads, ident="Herald")
     except OSError as exc:
