@@ -45,7 +45,7 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
 
 ## bench: benchmarks (not tests); numbers are quoted in the README
 bench: $(VENV)/.bench-installed
-	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/delivery.py
 
 $(VENV)/.dist-installed: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dist]'

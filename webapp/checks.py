@@ -362,15 +362,17 @@ def check_mail(found: Findings, app: Flask, database_ok: bool) -> None:
 
 def probe_smtp(found: Findings, app: Flask, where: str) -> None:
     """Connect as a send would (TLS, certificate check, login), say NOOP, and quit; no mail is sent."""
+    from .delivery.deadline import Deadline
     from .delivery.smtp import TimeoutConnection
 
     area = "Mail server"
     cfg = app.config
     timeout = cfg["HERALD_HTTP_TIMEOUT"]
     ports = "Port 465 wants MAIL_USE_SSL=1; ports 587 and 25 want MAIL_USE_TLS=1 (or neither)."
+    deadline = Deadline(timeout * 3)  # connect, TLS and login, each within the timeout, as a send allows
     try:
-        with app.app_context(), TimeoutConnection(app.extensions["mail"], timeout,
-                                                  cfg["HERALD_SMTP_VERIFY_TLS"]) as connection:
+        with app.app_context(), TimeoutConnection(app.extensions["mail"], timeout=timeout, deadline=deadline,
+                                                  verify_tls=cfg["HERALD_SMTP_VERIFY_TLS"]) as connection:
             connection.host.noop()
     except ssl.SSLCertVerificationError as exc:
         found.add(area, "problem", f"The certificate of {where} cannot be verified: {exc.verify_message}.",
@@ -409,6 +411,8 @@ def probe_smtp(found: Findings, app: Flask, where: str) -> None:
         if login and security == "no TLS" and not is_loopback(cfg["MAIL_SERVER"]):
             found.add(area, "note", "The mail password crosses the network unencrypted.",
                       "Set MAIL_USE_TLS=1 (port 587) or MAIL_USE_SSL=1 (port 465).")
+    finally:
+        deadline.close()
 
 
 def smtp_text(reply) -> str:

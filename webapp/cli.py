@@ -4,6 +4,8 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 
+from .alerts import renotify_due
+from .delivery.notifier import get_notifier
 from .extensions import db
 from .models import User
 
@@ -28,10 +30,10 @@ def deliveries():
 
 @deliveries.command("retry")
 def retry_due():
-    """Send every retry that is due now, once (for cron, instead of or beside the in-process worker)."""
-    from .delivery.notifier import Notifier
-
-    tried = Notifier(current_app._get_current_object()).run_due(limit=10_000)
+    """Send every delivery that is due now (for cron, instead of or beside the in-process worker)."""
+    app = current_app._get_current_object()
+    renotify_due(app)
+    tried = get_notifier(app).drain()
     click.echo(f"Tried {tried} due deliver{'y' if tried == 1 else 'ies'}.")
 
 

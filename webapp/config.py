@@ -45,16 +45,21 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or None,
         # Check the SMTP server's certificate on TLS/SSL (set 0 for an intranet server with its own CA)
         "HERALD_SMTP_VERIFY_TLS": _bool(env.get("HERALD_SMTP_VERIFY_TLS"), True),
-        # Delivery: per-request timeout, parallel sends, retries (see the README's configuration table)
+        # Delivery: per-connect/read timeout, one deadline per send, parallel sends, how long a state change
+        # waits for its first attempts, retries (see the README's configuration table)
         "HERALD_HTTP_TIMEOUT": float(env.get("HERALD_HTTP_TIMEOUT") or 10),
+        "HERALD_SEND_DEADLINE": float(env.get("HERALD_SEND_DEADLINE") or 30),
         "HERALD_NOTIFY_WORKERS": int(env.get("HERALD_NOTIFY_WORKERS") or 16),
+        "HERALD_NOTIFY_WAIT": float(env.get("HERALD_NOTIFY_WAIT") or 3),
+        # waitress threads (make run passes the same number); with the senders it sizes the database pool
+        "HERALD_WEB_THREADS": int(env.get("HERALD_WEB_THREADS") or 8),
         "HERALD_RETRY_MAX_ATTEMPTS": int(env.get("HERALD_RETRY_MAX_ATTEMPTS") or 6),
         "HERALD_RETRY_MAX_AGE": float(env.get("HERALD_RETRY_MAX_AGE") or 3600),
         "HERALD_RETRY_BASE_DELAY": float(env.get("HERALD_RETRY_BASE_DELAY") or 2),
         "HERALD_RETRY_MAX_DELAY": float(env.get("HERALD_RETRY_MAX_DELAY") or 300),
         "HERALD_RETRY_POLL_SECONDS": float(env.get("HERALD_RETRY_POLL_SECONDS") or 5),
         "HERALD_RETRY_WORKER": _bool(env.get("HERALD_RETRY_WORKER"), True),
-        # A send in progress is another process's for 4 × HERALD_HTTP_TIMEOUT + this; after that it is orphaned
+        # A send in progress is another process's for HERALD_SEND_DEADLINE + this; after that it is orphaned
         "HERALD_LEASE_GRACE_SECONDS": float(env.get("HERALD_LEASE_GRACE_SECONDS") or 30),
         "HERALD_BLOCK_PRIVATE_DESTINATIONS": _bool(env.get("HERALD_BLOCK_PRIVATE_DESTINATIONS")),
         # How many reverse proxies in front set X-Forwarded-For/-Proto (0: none, trust no such header)
@@ -72,3 +77,14 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         # CSRF tokens live as long as the session: an operator editing a long form must not lose it
         "WTF_CSRF_TIME_LIMIT": None,
     }
+
+
+def engine_options(config) -> dict:
+    """A connection for every web thread, every sender and the worker, so none waits on another's."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return {}  # one shared in-memory connection (StaticPool): nothing to size
+    size = int(config["HERALD_WEB_THREADS"]) + int(config["HERALD_NOTIFY_WORKERS"]) + 2
+    return {"pool_size": size, "max_overflow": 4, "pool_timeout": 10, "pool_pre_ping": False}

@@ -1,5 +1,6 @@
 """The `herald` command (also `python -m webapp`, and `python3 herald.pyz`): serve, check, and the app's commands."""
 import logging
+import os
 from importlib.metadata import PackageNotFoundError, version
 
 import click
@@ -58,15 +59,16 @@ herald.add_command(migrations, "db")
               help="Address to listen on; 0.0.0.0 for every IPv4 interface (put an https proxy in front).")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on; 0 picks a free one.")
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 1000),
-              help="Requests handled at once.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 1000), envvar="HERALD_WEB_THREADS",
+              show_envvar=True, help="Requests handled at once.")
 @click.pass_obj
 def serve(info: ScriptInfo, host: str, port: int, threads: int):
     """Serve Herald with waitress, the database schema brought up to date first."""
     import waitress
 
-    from . import start_retry_worker
+    from . import start_delivery_worker
 
+    os.environ["HERALD_WEB_THREADS"] = str(threads)  # the app sizes its database pool for this many
     # Before the app is made, so Flask adds no second handler: Herald's, Alembic's and waitress's lines go to stderr
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     click.echo(f"Herald {herald_version()}, data folder: {paths.data_dir()}")
@@ -79,7 +81,7 @@ def serve(info: ScriptInfo, host: str, port: int, threads: int):
     except OSError as exc:
         raise click.ClickException(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     if app.config["HERALD_RETRY_WORKER"]:
-        start_retry_worker(app)
+        start_delivery_worker(app)
     shown_host = f"[{server.effective_host}]" if ":" in str(server.effective_host) else server.effective_host
     click.echo(f"Listening on http://{shown_host}:{server.effective_port} with {threads} threads "
                f"(public address: {app.config['HERALD_BASE_URL']})")

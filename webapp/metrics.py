@@ -7,7 +7,11 @@ DELIVERIES = Counter(
 DELIVERY_LATENCY = Histogram(
     "herald_delivery_latency_seconds", "Time one delivery attempt took, by destination type", ["type"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-RETRIES_PENDING = Gauge("herald_retries_pending", "Deliveries waiting for a retry or a first attempt")
+RETRIES_PENDING = Gauge("herald_retries_pending", "Deliveries waiting for a retry or a first attempt (kept for old "
+                        "dashboards; the same as herald_deliveries_waiting)")
+DELIVERIES_WAITING = Gauge("herald_deliveries_waiting", "Deliveries pending or retrying")
+OLDEST_WAITING_AGE = Gauge("herald_oldest_waiting_delivery_age_seconds",
+                           "Age of the oldest delivery still pending or retrying (0 when none is)")
 STATE_CHANGES = Counter("herald_alert_state_changes", "Alert state changes", ["from_state", "to_state", "source"])
 
 

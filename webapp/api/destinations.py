@@ -3,7 +3,7 @@ from flask import current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ..delivery.notifier import Notifier
+from ..delivery.notifier import get_notifier
 from ..destinations import REGISTRY, get_type
 from ..extensions import db
 from ..json_input import reject_unknown, type_schema, validated_destination_form
@@ -103,6 +103,6 @@ def delete_destination(destination_id: int):
 @bp.post("/destinations/<int:destination_id>/test")
 def test_destination(destination_id: int):
     destination = _get(destination_id)
-    outcome = Notifier(current_app._get_current_object()).send_test(
+    outcome = get_notifier(current_app._get_current_object()).send_test(
         destination.destination_type, destination.config, name=destination.name, destination_id=destination.id)
     return jsonify(outcome), 200

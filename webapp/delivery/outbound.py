@@ -1,4 +1,8 @@
-"""Where notifications may go: never to link-local or cloud-metadata addresses; private ones by choice."""
+"""Where notifications may go: never to link-local or cloud-metadata addresses; private ones by choice.
+
+Forms call check_url() when a destination is saved, to say at once what is wrong; every send goes through
+open_connection(), which checks the addresses it actually connects to.
+"""
 import ipaddress
 import socket
 from urllib.parse import unquote, urlsplit
@@ -53,3 +57,37 @@ def check_url(url: str, block_private: bool = False, resolve=socket.getaddrinfo)
         reason = blocked_reason(info[4][0], block_private)
         if reason:
             raise OutboundBlocked(f"{host} resolves to {info[4][0]}, {reason}; Herald does not send there.")
+
+
+def open_connection(host: str, port: int, *, deadline, timeout: float, block_private: bool,
+                    source_address=None, socket_options=()) -> socket.socket:
+    """Resolve `host` once, refuse it if any address is not allowed, and connect to an address that was checked.
+
+    Checking the very addresses the socket connects to (not a URL parsed by another library, nor a second
+    lookup) leaves no room for parser differences or DNS rebinding between the check and the connection.
+    """
+    from .deadline import resolve
+
+    name = host.strip("[]").replace("%25", "%")  # urllib3 keeps an IPv6 zone id's % encoded
+    infos = resolve(name, port, deadline, timeout)
+    for info in infos:
+        reason = blocked_reason(info[4][0], block_private)
+        if reason:
+            raise OutboundBlocked(f"{name} resolves to {info[4][0]}, {reason}; Herald does not send there.")
+    error: OSError | None = None
+    for family, socktype, proto, _canonname, sockaddr in infos:
+        sock = socket.socket(family, socktype, proto)
+        try:
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            sock.settimeout(deadline.timeout(timeout))
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+            if isinstance(exc, TimeoutError):
+                break  # the time is spent: another address would only overrun the deadline
+    raise error or OSError(f"{name} has no address")

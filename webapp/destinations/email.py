@@ -120,7 +120,7 @@ class Email(DestinationType):
         from flask import current_app
 
         message = cls.message(config, n, ctx)
-        refused = send_message(message, ctx.timeout)
+        refused = send_message(message, ctx)
         if current_app.extensions["mail"].suppress:
             return SendResult(None, "Not sent: MAIL_SUPPRESS_SEND is on.")
         count = len(message.send_to) - len(refused)

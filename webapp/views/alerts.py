@@ -25,8 +25,15 @@ def _live_context(alert: Alert, result=None) -> dict:
     return {"alert": alert, "result": result, "deliveries": deliveries, "history": alert.history[:50]}
 
 
-def _after_change(alert: Alert, result):
-    """htmx: the alert page's live part. Without JavaScript: back to the alert page with the outcome."""
+def _after_change(alert: Alert, change):
+    """Run the change; htmx gets the alert page's live part, without JavaScript back to the alert page."""
+    try:
+        result = change(current_app._get_current_object())
+    except alert_service.ChangeNotRecorded as exc:
+        if is_htmx():
+            return render("alerts/_live.html", status=503, **_live_context(alert), change_error=str(exc))
+        flash(str(exc), "error")
+        return redirect(url_for(".show", alert_id=alert.id))
     if is_htmx():
         return render("alerts/_live.html", **_live_context(alert, result))
     flash(result.message, "success")
@@ -58,6 +65,12 @@ def show(alert_id: int):
     return render("alerts/show.html", "alerts/_live.html", **_live_context(alert))
 
 
+@bp.get("/<int:alert_id>/deliveries")
+def deliveries(alert_id: int):
+    """The alert page's deliveries, which the page polls while any is still pending."""
+    return render("alerts/show.html", "alerts/_deliveries.html", **_live_context(_get(alert_id)))
+
+
 @bp.route("/<int:alert_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(alert_id: int):
@@ -78,9 +91,8 @@ def change_state(alert_id: int):
     state = request.form.get("state")
     if state not in ("triggered", "ok"):
         abort(400)
-    result = alert_service.set_state(current_app._get_current_object(), alert, state, source="ui",
-                                     actor=current_user.email)
-    return _after_change(alert, result)
+    return _after_change(alert, lambda app: alert_service.set_state(app, alert, state, source="ui",
+                                                                    actor=current_user.email))
 
 
 @bp.post("/<int:alert_id>/value")
@@ -97,9 +109,8 @@ def submit_value(alert_id: int):
             return render("alerts/_live.html", **_live_context(alert), value_error=message)
         flash(message, "error")
         return redirect(url_for(".show", alert_id=alert.id))
-    result = alert_service.submit_value(current_app._get_current_object(), alert, value, actor=current_user.email,
-                                        source="ui")
-    return _after_change(alert, result)
+    return _after_change(alert, lambda app: alert_service.submit_value(app, alert, value, actor=current_user.email,
+                                                                       source="ui"))
 
 
 @bp.post("/<int:alert_id>/mute")
@@ -108,10 +119,10 @@ def toggle_mute(alert_id: int):
     alert = _get(alert_id)
     alert.muted = not alert.muted
     db.session.commit()
-    result = alert_service.StateChangeResult(
+    return _after_change(alert, lambda app: alert_service.StateChangeResult(
         alert, alert.state, changed=False, notified=False,
-        message="Muted: changes are recorded and nobody is notified." if alert.muted else "Unmuted: destinations will be notified again.")
-    return _after_change(alert, result)
+        message="Muted: changes are recorded and nobody is notified." if alert.muted
+        else "Unmuted: destinations will be notified again."))
 
 
 @bp.route("/<int:alert_id>/delete", methods=["GET", "POST"])

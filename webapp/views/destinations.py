@@ -5,7 +5,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from ..crypto import SecretsUnreadable
-from ..delivery.notifier import Notifier
+from ..delivery.notifier import get_notifier
 from ..destinations import get_type
 from ..extensions import db
 from ..htmx import is_htmx, render
@@ -81,7 +81,7 @@ def _test_with_form(dtype, form, stored_secrets: dict, destination: Destination 
         return None, problems
     options, secrets = form.split_options(stored_secrets)
     name = form.name.data or (destination.name if destination else "")
-    outcome = Notifier(current_app._get_current_object()).send_test(
+    outcome = get_notifier(current_app._get_current_object()).send_test(
         dtype, {**options, **secrets}, name=name, destination_id=destination.id if destination else None)
     return outcome, {}
 
@@ -121,7 +121,7 @@ def test_existing(destination_id: int):
     if destination.encrypted_secrets and not stored_secrets:
         outcome = {"status": "failed", "error": SECRETS_LOST, "status_code": None, "detail": None}
     else:
-        outcome = Notifier(current_app._get_current_object()).send_test(
+        outcome = get_notifier(current_app._get_current_object()).send_test(
             dtype, destination.config, name=destination.name, destination_id=destination.id)
     if is_htmx():
         return render("destinations/_test_result.html", outcome=outcome, problems={})
