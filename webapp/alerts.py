@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .delivery.notification import Notification
 from .delivery.notifier import Target, get_notifier
@@ -131,21 +132,17 @@ def set_state(app, alert: Alert, new_state: str, source: str, actor: str | None 
             continue  # another change won the compare-and-set: decide again against the state it left
         if isinstance(applied, StateChangeResult):
             return applied
-        plan, entry, rows = applied
-        ids = [row.id for row in rows]
-        notifier.wait(notifier.dispatch(rows), app.config["HERALD_NOTIFY_WAIT"] if wait is None else wait)
-        outcomes = notifier.outcomes(ids)
-        alert = db.session.get(Alert, alert_id, populate_existing=True)
-        message = _summary(outcomes) if rows else entry.note
+        plan, alert, note, rows = applied
+        outcomes = notifier.first_outcomes(rows, app.config["HERALD_NOTIFY_WAIT"] if wait is None else wait)
         return StateChangeResult(alert, plan.previous, changed=not plan.rearm, notified=bool(outcomes),
-                                 deliveries=outcomes, message=message)
+                                 deliveries=outcomes, message=_summary(outcomes) if rows else note)
     db.session.rollback()
     raise ChangeNotRecorded("The alert is changing too fast; nothing was recorded. Try again.")
 
 
 def _apply(app, notifier, alert_id: int, new_state: str, source: str, actor: str | None, value: float | None):
     """One try: a StateChangeResult when there is nothing to change, None when another change won the
-    compare-and-set, else (plan, history entry, staged rows) of the committed transaction."""
+    compare-and-set, else (plan, alert as written, history note, staged rows) of the committed transaction."""
     db.session.rollback()  # decide on what is committed now, not on what this session read earlier
     alert = db.session.get(Alert, alert_id, populate_existing=True)
     if alert is None:
@@ -177,9 +174,17 @@ def _apply(app, notifier, alert_id: int, new_state: str, source: str, actor: str
         db.session.flush()  # the history entry's id, which each delivery points at
         notification = notification_for(alert, plan, new_state, app.config["HERALD_BASE_URL"], value)
         rows = notifier.stage(targets, notification, state_change_id=entry.id, now=now)
-    db.session.commit()  # the change, its history and its deliveries, together or not at all
+    note = entry.note
+    session = db.session()
+    session.expire_on_commit = False  # the caller's answer is built from what was just written, not read again
+    try:
+        db.session.commit()  # the change, its history and its deliveries, together or not at all
+    finally:
+        session.expire_on_commit = True
+    for key, written in plan.values.items():  # the compare-and-set wrote these past the ORM
+        set_committed_value(alert, key, written)
     STATE_CHANGES.labels(plan.previous, new_state, source).inc()
-    return plan, entry, rows
+    return plan, alert, note, rows
 
 
 def renotify_due(app) -> int:

@@ -183,7 +183,14 @@ def served(delivery_app):
     db.session.add(row)
     db.session.commit()
     server = create_server(delivery_app, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+
+    def serve():
+        try:
+            server.run()
+        except OSError:  # the socket closed under the loop at teardown
+            pass
+
+    thread = threading.Thread(target=serve, name="waitress", daemon=True)
     thread.start()
     yield Served(delivery_app, server, token)
     server.close()
@@ -196,7 +203,7 @@ def configure_delivery(app, **config):
     app.extensions.pop("herald_notifier", None)
 
 
-def start_worker(app, poll: float = 0.05):
+def start_worker(app, poll: float = 0.2):
     from webapp import start_delivery_worker
 
     app.config["HERALD_RETRY_POLL_SECONDS"] = poll

@@ -99,20 +99,40 @@ class Target:
     name: str
     type: str
     enabled: bool
+    config: dict | None = None  # decrypted, for a first attempt sent straight from staging; None: unreadable
 
     @classmethod
     def of(cls, destination: Destination) -> "Target":
-        return cls(destination.id, destination.name, destination.type, destination.enabled)
+        try:
+            config = destination.config if destination.enabled else None
+        except SecretsUnreadable:
+            config = None  # the sender reads the row again and records why it cannot send
+        return cls(destination.id, destination.name, destination.type, destination.enabled, config)
 
 
 @dataclass(frozen=True)
 class Staged:
     """A delivery as staging wrote it, kept in plain values: after the commit the ORM row would be re-read,
-    and by then another worker may have claimed it under a token of its own."""
+    and by then another worker may have claimed it under a token of its own. A row claimed at staging
+    carries its whole first attempt (`job`), so that attempt needs no database read before it is sent."""
 
     id: int
     token: str | None
     status: str
+    destination_id: int
+    destination_name: str
+    type: str
+    event: str
+    detail: str | None = None
+    job: "Job | None" = None
+    lease_until: datetime | None = None
+
+    def outcome(self, status: str | None = None) -> dict:
+        """The delivery as the caller may report it before its first attempt has finished."""
+        return {"delivery_id": self.id, "destination_id": self.destination_id, "destination_name": self.destination_name,
+                "type": self.type, "event": self.event, "status": status or self.status, "status_code": None,
+                "attempts": 0 if self.job is None else 1, "error": None, "detail": self.detail,
+                "next_attempt_at": None}
 
 
 @dataclass
@@ -142,6 +162,20 @@ class Outcome:
     next_attempt_at: datetime | None = None
     duration_ms: int | None = None
     remember: dict | None = None
+
+    def as_dict(self, job: "Job") -> dict:
+        """The same shape as Delivery.to_outcome(), from what this process just wrote."""
+        return {"delivery_id": job.delivery_id, "destination_id": job.destination_id,
+                "destination_name": job.destination_name, "type": job.dtype.type, "event": job.event,
+                "status": self.status, "status_code": self.status_code, "attempts": job.attempt, "error": self.error,
+                "detail": self.detail, "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at
+                else None}
+
+
+@dataclass
+class RunResult:
+    first: dict | None = None  # the outcome of the row the task was started for, once recorded
+    attempted: int = 0
 
 
 class Notifier:
@@ -176,6 +210,7 @@ class Notifier:
                    Delivery.status.in_(ACTIVE)))) if targets else set()
         payload = notification.to_json()
         idle = self._idle_workers()
+        claimed: list[tuple[Delivery, Target]] = []
         rows = []
         for target in targets:
             row = Delivery(destination_id=target.id, destination_name=target.name, destination_type=target.type,
@@ -188,15 +223,24 @@ class Notifier:
                 self._skip(row, NOTHING_OPENED)
             else:
                 row.status = "pending"
-                if target.id not in waiting and idle > 0:
+                if target.id not in waiting and idle > 0 and target.config is not None and REGISTRY.get(target.type):
                     # Claimed as it is written: the first attempt needs no claim of its own
                     idle -= 1
                     row.lease_owner, row.lease_token = self.owner, uuid.uuid4().hex
                     row.lease_until, row.attempts, row.last_attempt_at = now + self.settings.lease, 1, now
+                    claimed.append((row, target))
             rows.append(row)
         db.session.add_all(rows)
         db.session.flush()
-        return [Staged(row.id, row.lease_token, row.status) for row in rows]
+        refs = {ref.destination_id: dict(ref.data) for ref in db.session.scalars(select(DeliveryRef).where(
+            DeliveryRef.alert_id == alert_id, DeliveryRef.destination_id.in_([t.id for _, t in claimed])))} if claimed else {}
+        jobs = {row.id: Job(delivery_id=row.id, token=row.lease_token, attempt=1, event=row.event, alert_id=alert_id,
+                            destination_id=target.id, destination_name=target.name, dtype=REGISTRY[target.type],
+                            config=target.config, notification=notification, refs=refs.get(target.id, {}),
+                            created_at=now)
+                for row, target in claimed}
+        return [Staged(row.id, row.lease_token, row.status, row.destination_id, row.destination_name,
+                       row.destination_type, row.event, row.detail, jobs.get(row.id), row.lease_until) for row in rows]
 
     @staticmethod
     def _skip(row: Delivery, why: str) -> None:
@@ -232,9 +276,21 @@ class Notifier:
 
     # --- dispatch: after the commit ------------------------------------------------------------------------------
 
-    def dispatch(self, staged: list[Staged]) -> list[Future]:
-        """Send the committed rows that are pending; the futures finish with each row's first attempt."""
-        return [self._submit(row.id, row.token) for row in staged if row.status == "pending"]
+    def dispatch(self, staged: list[Staged]) -> dict[int, Future]:
+        """Send the committed rows that are pending; each future finishes with its row's first attempt."""
+        return {row.id: self._submit(row.id, row.token, row.job, row.lease_until)
+                for row in staged if row.status == "pending"}
+
+    def first_outcomes(self, staged: list[Staged], timeout: float | None) -> list[dict]:
+        """Dispatch, wait at most `timeout` seconds, and say how each delivery stands (no database read)."""
+        futures = self.dispatch(staged)
+        self.wait(list(futures.values()), timeout)
+        outcomes = []
+        for row in staged:
+            future = futures.get(row.id)
+            first = future.result().first if future is not None and future.done() else None
+            outcomes.append(first or row.outcome())
+        return outcomes
 
     def wait(self, futures: list[Future], timeout: float | None) -> None:
         if futures:
@@ -254,9 +310,8 @@ class Notifier:
         first attempts (at most `timeout` seconds) and return each delivery's outcome so far."""
         rows = self.stage([Target.of(d) for d in destinations], notification)
         db.session.commit()
-        ids = [row.id for row in rows]
-        self.wait(self.dispatch(rows), timeout)
-        return self.outcomes(ids)
+        self.wait(list(self.dispatch(rows).values()), timeout)
+        return self.outcomes([row.id for row in rows])
 
     def run_due(self, limit: int | None = None, wait_for_them: bool = True) -> int:
         """Send every due retry, and every pending row whose sender died, that nothing earlier holds up.
@@ -280,7 +335,7 @@ class Notifier:
         if not wait_for_them:
             return len(futures)
         wait(futures)
-        return sum(f.result() for f in futures)
+        return sum(f.result().attempted for f in futures)
 
     def drain(self, max_seconds: float = 300) -> int:
         """Send everything that is due until nothing is (for `deliveries retry` from cron)."""
@@ -339,12 +394,13 @@ class Notifier:
         with self._lock:
             return self.settings.workers - self._busy - max(0, len(self._queued) - self._busy)
 
-    def _submit(self, delivery_id: int, token: str | None) -> Future:
+    def _submit(self, delivery_id: int, token: str | None, job: "Job | None" = None,
+                lease_until: datetime | None = None) -> Future:
         pool = self._pool_for_sends()
         with self._lock:
             future = self._queued.get(delivery_id)
             if future is None:
-                future = pool.submit(self._run, delivery_id, token)
+                future = pool.submit(self._run, delivery_id, token, job, lease_until)
                 self._queued[delivery_id] = future
                 future.add_done_callback(lambda _f, i=delivery_id: self._forget(i))
             return future
@@ -353,30 +409,36 @@ class Notifier:
         with self._lock:
             self._queued.pop(delivery_id, None)
 
-    def _run(self, delivery_id: int, token: str | None) -> int:
+    def _run(self, delivery_id: int, token: str | None, job: "Job | None" = None,
+             lease_until: datetime | None = None) -> "RunResult":
         """Attempt the row, then whatever of the same alert and destination was waiting behind it."""
         with self._lock:
             self._busy += 1
-        attempted = 0
+        result = RunResult()
         try:
             with self.app.app_context():
+                if job is not None and not (lease_until and utcnow() + timedelta(seconds=self.settings.deadline)
+                                            < lease_until):
+                    job = None  # queued too long: the staged lease may not outlast the send, so claim again
                 while delivery_id is not None:
                     try:
-                        job = self._claim(delivery_id, token)
                         if job is None:
-                            return attempted
-                        attempted += 1
+                            job = self._claim(delivery_id, token)
+                        if job is None:
+                            return result
+                        result.attempted += 1
                         outcome = self._send(job, final=False)
-                        self._record(job, outcome)
-                        delivery_id, token = self._next_in_line(job, outcome), None
+                        if self._record(job, outcome) and result.attempted == 1:
+                            result.first = outcome.as_dict(job)
+                        delivery_id, token, job = self._next_in_line(job, outcome), None, None
                     except Exception:  # a bug or a database fault must not stop the pool; the lease expires
                         log.exception("delivery %s: unexpected error", delivery_id)
                         db.session.rollback()
-                        return attempted
+                        return result
         finally:
             with self._lock:
                 self._busy -= 1
-        return attempted
+        return result
 
     def _claim(self, delivery_id: int, token: str | None) -> Job | None:
         """Take the row's lease and count the attempt, or use the lease staging took; None if it is not ours."""

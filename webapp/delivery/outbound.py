@@ -5,7 +5,6 @@ open_connection(), which checks the addresses it actually connects to.
 """
 import ipaddress
 import socket
-from urllib.parse import unquote, urlsplit
 
 # 169.254.169.254 (AWS, GCP, Azure metadata) sits in 169.254.0.0/16; fd00:ec2::254 is AWS's IPv6 metadata
 ALWAYS_BLOCKED = [ipaddress.ip_network(n) for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128")]
@@ -39,14 +38,29 @@ def blocked_reason(address: str, block_private: bool) -> str | None:
     return None
 
 
-def check_url(url: str, block_private: bool = False, resolve=socket.getaddrinfo) -> None:
-    """Raise OutboundBlocked when any address the URL's host resolves to is not allowed.
+def connect_host(url: str) -> str:
+    """The host the HTTP client will connect to for `url`, parsed as requests and urllib3 parse it (with
+    IDNA 2008), not as urllib.parse does: `http://169.254.169.254\\@127.0.0.1/` connects to 169.254.169.254."""
+    import requests
+    from urllib3.util import parse_url
 
-    A host that does not resolve passes: the send will fail on its own, and an intranet name may resolve
-    on the server but not where the form was filled in.
+    prepared = requests.PreparedRequest()
+    try:
+        prepared.prepare_url(url, None)
+        host = parse_url(prepared.url).host or ""
+    except (requests.RequestException, ValueError) as exc:
+        raise OutboundBlocked(f"Herald cannot send to this URL: {exc}") from None
+    return host.strip("[]").replace("%25", "%").rstrip(".")
+
+
+def check_url(url: str, block_private: bool = False, resolve=socket.getaddrinfo) -> None:
+    """Raise OutboundBlocked when any address the URL's host resolves to is not allowed (said when a form is
+    saved; every send checks again, on the addresses it connects to).
+
+    A host that does not resolve passes here: an intranet name may resolve on the server but not where the
+    form was filled in, and the send itself connects only to addresses it has checked.
     """
-    # urllib3 decodes %25 (a zone id, "fe80::1%25eth0") and a trailing dot still names the same host
-    host = unquote(urlsplit(url).hostname or "").rstrip(".")
+    host = connect_host(url)
     if not host:
         return
     try:
