@@ -7,7 +7,7 @@ PORT ?= 5000
 # Links in notifications ("Open alert") point where `make run` serves, unless HERALD_BASE_URL says otherwise
 BASE_URL := $(or $(HERALD_BASE_URL),http://$(HOST):$(PORT))
 
-.PHONY: run dev test bench chromium clean
+.PHONY: run dev test bench chromium dist build-dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,5 +50,21 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/lists.py
 
+$(VENV)/.dist-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dist]'
+	touch $@
+
+DIST ?= dist
+## dist: $(DIST)/herald-*.whl, and $(DIST)/herald.pyz: the wheel with every dependency (PostgreSQL's driver too), one file
+dist: $(VENV)/.dist-installed
+	$(MAKE) --no-print-directory build-dist
+
+# The recipe alone, for a Python that already has pip and shiv (tests/test_packaging.py runs it with its own BIN)
+build-dist:
+	rm -rf $(DIST)
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(DIST) .
+	$(BIN)/python -m shiv --quiet --console-script herald --output-file $(DIST)/herald.pyz --python '/usr/bin/env python3' \
+	  --reproducible --compressed --compile-pyc "$$(ls $(DIST)/herald-*.whl)[postgresql]"
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build $(DIST)

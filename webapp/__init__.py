@@ -4,12 +4,12 @@ from pathlib import Path
 from flask import Flask, redirect, url_for
 from werkzeug.routing import BaseConverter
 
-from . import alerts, config
+from . import alerts, config, paths
 from .delivery.notifier import get_notifier
 from .delivery.worker import Worker
 from .extensions import csrf, db, login_manager, mail, migrate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.RESOURCES  # holds templates/, static/ and migrations/: the checkout, or the installed package
 
 HTMX_VERSION = "2.0.11"
 HTMX_CDN_URL = f"https://cdn.jsdelivr.net/npm/htmx.org@{HTMX_VERSION}/dist/htmx.min.js"
@@ -39,11 +39,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Application factory: environment config, then `test_config` on top."""
     app = Flask(
         __name__,
+        instance_path=str(paths.data_dir()),
         instance_relative_config=True,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    Path(app.instance_path).mkdir(mode=0o700, parents=True, exist_ok=True)  # the database and the key: ours alone
     app.config.from_mapping(config.from_environment(app.instance_path))
     if test_config:
         app.config.update(test_config)

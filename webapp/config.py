@@ -83,7 +83,7 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "HERALD_PROXY_COUNT": int(env.get("HERALD_PROXY_COUNT") or 0),
         "HERALD_LOGIN_MAX_FAILURES": int(env.get("HERALD_LOGIN_MAX_FAILURES") or 5),
         "HERALD_LOGIN_LOCKOUT_SECONDS": int(env.get("HERALD_LOGIN_LOCKOUT_SECONDS") or 900),
-        # Upgrade the schema at start; set 0 to run `flask --app wsgi db upgrade` yourself
+        # Upgrade the schema at start; set 0 to run `herald db upgrade` yourself
         "HERALD_AUTO_MIGRATE": _bool(env.get("HERALD_AUTO_MIGRATE"), True),
         "SESSION_COOKIE_SECURE": (env.get("HERALD_BASE_URL") or "").startswith("https://"),
         "REMEMBER_COOKIE_SECURE": (env.get("HERALD_BASE_URL") or "").startswith("https://"),

@@ -25,7 +25,7 @@ def healthz():
         healthy = False
     worker = current_app.extensions.get("herald_delivery_worker")
     if not current_app.config["HERALD_RETRY_WORKER"]:
-        checks["delivery_worker"] = "disabled (run `flask deliveries retry` from cron)"
+        checks["delivery_worker"] = "disabled (run `herald deliveries retry` from cron)"
     elif worker is None or not worker.is_alive():
         checks["delivery_worker"] = "not running"
         healthy = False
