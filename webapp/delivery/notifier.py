@@ -172,6 +172,12 @@ class Outcome:
                 else None}
 
 
+@dataclass(frozen=True)
+class Task:
+    done: Future  # the pool's: finishes with the whole run (RunResult), chained rows included
+    first: Future  # the started row's outcome dict, or None
+
+
 @dataclass
 class RunResult:
     first: dict | None = None  # the outcome of the row the task was started for, once recorded
@@ -277,8 +283,9 @@ class Notifier:
     # --- dispatch: after the commit ------------------------------------------------------------------------------
 
     def dispatch(self, staged: list[Staged]) -> dict[int, Future]:
-        """Send the committed rows that are pending; each future finishes with its row's first attempt."""
-        return {row.id: self._submit(row.id, row.token, row.job, row.lease_until)
+        """Send the committed rows that are pending; each future gets its row's first outcome (None if the row
+        waits behind an earlier one) as soon as it is recorded."""
+        return {row.id: self._submit(row.id, row.token, row.job, row.lease_until).first
                 for row in staged if row.status == "pending"}
 
     def first_outcomes(self, staged: list[Staged], timeout: float | None) -> list[dict]:
@@ -288,7 +295,7 @@ class Notifier:
         outcomes = []
         for row in staged:
             future = futures.get(row.id)
-            first = future.result().first if future is not None and future.done() else None
+            first = future.result() if future is not None and future.done() else None
             outcomes.append(first or row.outcome())
         return outcomes
 
@@ -331,7 +338,7 @@ class Notifier:
             select(Delivery.id).where(*_claimable(now)).order_by(Delivery.next_attempt_at, Delivery.id)
             .limit(capacity + len(queued))).all()
         db.session.commit()
-        futures = [self._submit(i, None) for i in ids if i not in queued][:capacity]
+        futures = [self._submit(i, None).done for i in ids if i not in queued][:capacity]
         if not wait_for_them:
             return len(futures)
         wait(futures)
@@ -396,23 +403,25 @@ class Notifier:
             return self.settings.workers - self._busy - max(0, len(self._queued) - self._busy)
 
     def _submit(self, delivery_id: int, token: str | None, job: "Job | None" = None,
-                lease_until: datetime | None = None) -> Future:
+                lease_until: datetime | None = None) -> "Task":
         pool = self._pool_for_sends()
         with self._lock:
-            future = self._queued.get(delivery_id)
-            if future is None:
-                future = pool.submit(self._run, delivery_id, token, job, lease_until)
-                self._queued[delivery_id] = future
-                future.add_done_callback(lambda _f, i=delivery_id: self._forget(i))
-            return future
+            task = self._queued.get(delivery_id)
+            if task is None:
+                first: Future = Future()
+                task = Task(pool.submit(self._run, delivery_id, token, job, lease_until, first), first)
+                self._queued[delivery_id] = task
+                task.done.add_done_callback(lambda _f, i=delivery_id: self._forget(i))
+            return task
 
     def _forget(self, delivery_id: int) -> None:
         with self._lock:
             self._queued.pop(delivery_id, None)
 
-    def _run(self, delivery_id: int, token: str | None, job: "Job | None" = None,
-             lease_until: datetime | None = None) -> "RunResult":
-        """Attempt the row, then whatever of the same alert and destination was waiting behind it."""
+    def _run(self, delivery_id: int, token: str | None, job: "Job | None", lease_until: datetime | None,
+             first: Future) -> "RunResult":
+        """Attempt the row, then whatever of the same alert and destination was waiting behind it. `first` gets
+        the row's outcome once recorded, before the rows behind it are looked for: a waiting caller answers."""
         with self._lock:
             self._busy += 1
         result = RunResult()
@@ -431,6 +440,7 @@ class Notifier:
                         outcome = self._send(job, final=False)
                         if self._record(job, outcome) and result.attempted == 1:
                             result.first = outcome.as_dict(job)
+                            first.set_result(result.first)
                         delivery_id, token, job = self._next_in_line(job, outcome), None, None
                     except Exception:  # a bug or a database fault must not stop the pool; the lease expires
                         log.exception("delivery %s: unexpected error", delivery_id)
@@ -439,6 +449,8 @@ class Notifier:
         finally:
             with self._lock:
                 self._busy -= 1
+            if not first.done():
+                first.set_result(None)
         return result
 
     def _claim(self, delivery_id: int, token: str | None) -> Job | None:
