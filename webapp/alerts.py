@@ -53,6 +53,9 @@ def notification_for(alert: Alert, plan: "_Plan", new_state: str, base_url: str,
         alert_id=alert.id, alert_name=alert.name, state=new_state, previous_state=plan.previous,
         severity=alert.severity, description=alert.description or "", alert_url=alert_url(base_url, alert),
         url_base=base_url, value=value, threshold=alert.condition_threshold, renotify=plan.rearm,
+        condition_op=alert.condition_op, rearm_seconds=alert.rearm_seconds or 0, alert_created_at=alert.created_at,
+        last_triggered_at=plan.values.get("last_triggered_at", alert.last_triggered_at),
+        occurred_at=plan.values["updated_at"],
     )
 
 

@@ -23,6 +23,12 @@ class Notification:
     test: bool = False
     # A reminder while the alert stays triggered (rearm_seconds): vendors add to what the trigger opened
     renotify: bool = False
+    # The alert as it stood at the change, for receivers that want more (Redash's webhook fields): read
+    # when the change is recorded, so a send never goes back to the database
+    condition_op: str | None = None
+    rearm_seconds: int = 0
+    alert_created_at: datetime | None = None
+    last_triggered_at: datetime | None = None
 
     @property
     def event(self) -> str:
@@ -71,14 +77,22 @@ class Notification:
 
     def to_json(self) -> dict:
         data = asdict(self)
-        data["occurred_at"] = self.occurred_at.isoformat()
+        for name in _MOMENTS:
+            if data.get(name) is not None:
+                data[name] = data[name].isoformat()
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> "Notification":
         known = {f.name for f in fields(cls)}  # rows written by an older Herald lack newer fields
         values = {k: v for k, v in data.items() if k in known}
-        return cls(**{**values, "occurred_at": datetime.fromisoformat(data["occurred_at"])})
+        for name in _MOMENTS:
+            if values.get(name) is not None:
+                values[name] = datetime.fromisoformat(values[name])
+        return cls(**values)
+
+
+_MOMENTS = ("occurred_at", "alert_created_at", "last_triggered_at")
 
 
 def format_number(value: float) -> str:

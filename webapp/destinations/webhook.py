@@ -3,8 +3,6 @@ import copy
 import logging
 import re
 
-from flask import has_app_context
-
 from wtforms.validators import ValidationError
 
 from ..delivery.transport import isoformat, post_json
@@ -87,15 +85,6 @@ def _put(data: dict, path: list[str], value) -> bool:
     return True
 
 
-def stored_alert(n):
-    """The alert as stored now, for the fields a Notification does not carry (None for tests or outside Flask)."""
-    if n.test or not n.alert_id or not has_app_context():
-        return None
-    from ..models import Alert, db
-
-    return db.session.get(Alert, n.alert_id)
-
-
 def _time(moment) -> str | None:
     return isoformat(moment) if moment else None
 
@@ -106,12 +95,9 @@ def build_payload(n, field_mapper: str = "", payload_mapper: str = "") -> dict:
     Herald's own fields, plus the ones Redash's webhook sends (title, options, created_at, updated_at,
     last_triggered_at, rearm, metadata), so a receiver written for Redash works unchanged.
     """
-    alert = stored_alert(n)
     occurred_at = isoformat(n.occurred_at)
-    if alert is not None:
-        last_triggered = alert.last_triggered_at
-    else:  # a test, or no database at hand: a trigger is its own last triggering
-        last_triggered = None if n.is_recovery else n.occurred_at
+    # A test (or a notification from before these fields) is its own last triggering
+    last_triggered = n.last_triggered_at or (None if n.is_recovery else n.occurred_at)
     payload = {
         "event": "alert_state_change",
         "alert": {
@@ -129,17 +115,17 @@ def build_payload(n, field_mapper: str = "", payload_mapper: str = "") -> dict:
             # Redash's names: its custom subject is the title, its condition lives in options
             "title": one_line(n.title),
             "options": {
-                "op": alert.condition_op if alert else None,
+                "op": n.condition_op,
                 "value": n.threshold,
                 "column": "value",
-                "muted": bool(alert.muted) if alert else False,
+                "muted": False,  # a muted alert notifies nobody
                 "custom_subject": one_line(n.title),
                 "custom_body": n.description,
             },
-            "created_at": _time(alert.created_at) if alert else occurred_at,
-            "updated_at": _time(alert.updated_at) if alert else occurred_at,
+            "created_at": _time(n.alert_created_at) or occurred_at,
+            "updated_at": occurred_at,  # the change is the alert's last update
             "last_triggered_at": _time(last_triggered),
-            "rearm": (alert.rearm_seconds or None) if alert else None,  # Redash: seconds, or null for "just once"
+            "rearm": n.rearm_seconds or None,  # Redash: seconds, or null for "just once"
         },
         "url_base": n.url_base,
         "metadata": {"source": "Herald", "event": n.event, "dedup_key": n.dedup_key, "renotify": n.renotify,
