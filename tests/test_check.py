@@ -275,7 +275,8 @@ def test_mail_server_problems_say_how_to_fix_them(data, smtp):
     closed = free_port()
     result = check(**mail_settings(controller, MAIL_PORT=closed, MAIL_DEFAULT_SENDER=""))
     assert "Check MAIL_PORT" in finding(result, "problem", f"127.0.0.1:{closed} refused the connection")
-    assert "Set MAIL_DEFAULT_SENDER" in finding(result, "problem", "MAIL_DEFAULT_SENDER is not set")
+    # Without MAIL_DEFAULT_SENDER Herald writes as herald@ the host of HERALD_BASE_URL: nothing to fix
+    assert "MAIL_DEFAULT_SENDER is not set" not in result.stdout
 
 
 def test_email_destinations_without_a_mail_server_are_a_problem(data, tmp_path):
