@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 # so the recovery preview shows the follow-up request a real trigger would lead to
 _RECORDED_REPLY = {"result": {"sys_id": "preview-sys-id", "number": "INC-PREVIEW"}, "ticket": {"id": 1},
                    "message_id": "preview", "trace_id": "preview", "status": "success"}
+# A look-up (GET) finds one record, as ServiceNow's answer to an assignment group given by name would, and no
+# open ticket: the preview shows the requests of a first trigger
+_RECORDED_LOOKUP = {"result": [{"sys_id": "preview-sys-id", "number": "INC-PREVIEW"}], "tickets": []}
 
 
 class RecordingAdapter(BaseAdapter):
@@ -38,7 +41,7 @@ class RecordingAdapter(BaseAdapter):
         response.status_code = 200
         response.reason = "OK (preview: not sent)"
         response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
-        response._content = json.dumps(_RECORDED_REPLY).encode()
+        response._content = json.dumps(_RECORDED_LOOKUP if request.method == "GET" else _RECORDED_REPLY).encode()
         response.encoding = "utf-8"
         response.url = request.url
         response.request = request
