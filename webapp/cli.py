@@ -36,8 +36,11 @@ def register(app):
 
         from .config_io import export_config
 
-        json.dump(export_config(with_secrets), output, indent=2, ensure_ascii=False)
+        warnings = []
+        json.dump(export_config(with_secrets, warnings), output, indent=2, ensure_ascii=False)
         output.write("\n")
+        for warning in warnings:
+            click.echo(f"Warning: {warning} Exported without them.", err=True)
 
     @app.cli.command("import")
     @click.argument("file", type=click.File("r"))

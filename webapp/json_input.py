@@ -2,7 +2,7 @@
 from werkzeug.datastructures import MultiDict
 
 from .alert_form import AlertForm
-from .models import Alert, Destination
+from .models import Alert
 
 
 class InvalidInput(Exception):
@@ -92,32 +92,6 @@ def type_schema(dtype) -> dict:
 ALERT_FIELDS = ("name", "description", "severity", "muted", "rearm_seconds", "condition", "destination_ids")
 # The form's flat field names, as the API's nested names
 FORM_TO_API = {"condition_op": "condition.op", "condition_threshold": "condition.threshold"}
-
-
-def validated_destination_form(dtype, body: dict, destination: Destination | None):
-    """The type's form bound to the JSON (merged over the stored values on PATCH), validated or 422."""
-    options = body.get("options", {})
-    if not isinstance(options, dict):
-        raise InvalidInput(422, "options must be an object.", {"options": ["Must be an object."]})
-    fields = type_schema(dtype)["fields"]
-    reject_unknown(options, [f["name"] for f in fields])
-    if destination is None:  # options left out take the form's defaults, as the UI's pre-filled form does
-        merged = {f["name"]: f["default"] for f in fields if f["default"] not in (None, "")}
-    else:
-        merged = {"name": destination.name, "enabled": destination.enabled, **destination.options}
-    merged.update({k: v for k, v in options.items()})
-    for key in ("name", "enabled"):
-        if key in body:
-            merged[key] = body[key]
-    merged.setdefault("enabled", True)
-    boolean_names = ["enabled"] + [f["name"] for f in fields if f["type"] == "boolean"]
-    stored_secrets = destination.secrets if destination is not None else {}
-    form = dtype.form(formdata=to_formdata(merged, booleans=boolean_names), meta={"csrf": False},
-                      destination_id=destination.id if destination else None,
-                      stored_secrets=[k for k in stored_secrets if k not in options or not options[k]])
-    if not form.validate():
-        raise InvalidInput(422, "The destination is not valid.", form_errors(form))
-    return form, stored_secrets
 
 
 def validated_alert_form(body: dict, alert: Alert | None) -> AlertForm:

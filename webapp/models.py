@@ -87,8 +87,10 @@ class Destination(db.Model):
 
     @property
     def config(self) -> dict:
-        """Every option, secrets decrypted: for sending only, never for rendering."""
-        return {**self.options, **self.secrets}
+        """Every option, secrets decrypted (credentials back inside their URLs): for sending only, never for rendering."""
+        from .url_credentials import with_userinfo
+
+        return with_userinfo(self.options, self.secrets)
 
     @property
     def destination_type(self):

@@ -28,6 +28,7 @@ class HipChat(DestinationType):
     label = "HipChat (Server / Data Center)"
     summary = "A room notification on a self-hosted HipChat Server or Data Center. HipChat Cloud closed in 2019."
     form = HipChatForm
+    secrets_sent_to = ()
     deprecated = True
 
     @classmethod

@@ -1,14 +1,16 @@
-"""Settings → Alert Destinations: list, create (type fields swapped in by htmx), edit, enable/disable, delete."""
-from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+"""Settings → Alert Destinations: list, create (type fields swapped in by htmx), edit, enable/disable, delete.
+
+Thin: every change goes through webapp.destination_service, as the API's and import's do.
+"""
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from ..crypto import SecretsUnreadable
-from ..delivery.notifier import Notifier
+from .. import destination_service as service
 from ..destinations import get_type
 from ..extensions import db
 from ..htmx import is_htmx, render
+from ..json_input import InvalidInput
 from ..models import Destination
 from .auth import admin_required
 from .deliveries import recent_deliveries
@@ -25,28 +27,19 @@ def _get(destination_id: int) -> Destination:
     return db.get_or_404(Destination, destination_id)
 
 
-SECRETS_LOST = ("The stored secrets of this destination cannot be decrypted: the encryption key changed. "
-                "Type them again and save.")
-
-
-def _stored_secrets(destination: Destination) -> dict:
-    """The decrypted secrets, or none when the key changed: the form then asks for them again."""
+def _save(destination: Destination, form) -> bool:
+    """Save a validated form; False (with the message beside the field) when the service refuses it."""
     try:
-        return destination.secrets
-    except SecretsUnreadable:
-        return {}
-
-
-def _save(destination: Destination, form, stored_secrets: dict) -> bool:
-    """Copy a validated form onto `destination` and commit; False (with a field error) on a name race."""
-    db.session.add(form.apply_to(destination, stored_secrets))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        form.name.errors.append("Another destination already has this name.")
+        service.save(destination, form)
+    except InvalidInput as refusal:
+        for name, messages in refusal.fields.items():
+            form[name].errors = [*form[name].errors, *messages]
         return False
     return True
+
+
+def _failed_outcome(message: str) -> dict:
+    return {"status": "failed", "error": message, "status_code": None, "detail": None}
 
 
 @bp.get("/")
@@ -64,26 +57,14 @@ def new():
     form = None
     if dtype:
         # The name typed before switching type comes along (hx-include), so switching loses nothing
-        form = dtype.form(data={"name": request.args.get("name", "")})
-        if form.validate_on_submit() and _save(Destination(type=dtype.type), form, {}):
+        form = service.make_form(dtype, data={"name": request.args.get("name", "")})
+        if form.validate_on_submit() and _save(Destination(type=dtype.type), form):
             flash(f"Created “{form.name.data}”.", "success")
             return redirect(url_for(".index"))
     if request.method == "POST" and dtype is None:
         abort(400)
     status = 422 if request.method == "POST" else 200
     return render("destinations/new.html", "destinations/_new.html", status=status, dtype=dtype, form=form)
-
-
-def _test_with_form(dtype, form, stored_secrets: dict, destination: Destination | None):
-    """Send a test with the form's (unsaved) values; blank secrets fall back to the stored ones."""
-    problems = form.validate_options()
-    if problems:
-        return None, problems
-    options, secrets = form.split_options(stored_secrets)
-    name = form.name.data or (destination.name if destination else "")
-    outcome = Notifier(current_app._get_current_object()).send_test(
-        dtype, {**options, **secrets}, name=name, destination_id=destination.id if destination else None)
-    return outcome, {}
 
 
 def _test_response(outcome, problems, form, page, **context):
@@ -99,8 +80,8 @@ def test_new():
     dtype = get_type(request.args.get("type"))
     if dtype is None:
         abort(404)
-    form = dtype.form()
-    outcome, problems = _test_with_form(dtype, form, {}, None)
+    form = service.make_form(dtype)
+    outcome, problems = service.send_test(dtype, None, form)
     return _test_response(outcome, problems, form, "destinations/new.html", dtype=dtype)
 
 
@@ -112,17 +93,15 @@ def test_existing(destination_id: int):
     dtype = destination.destination_type
     if dtype is None:
         abort(404)
-    stored_secrets = _stored_secrets(destination)
     if "name" in request.form:
-        form = dtype.form(destination_id=destination.id, stored_secrets=stored_secrets.keys())
-        outcome, problems = _test_with_form(dtype, form, stored_secrets, destination)
+        form = service.make_form(dtype, destination)
+        outcome, problems = service.send_test(dtype, destination, form)
         return _test_response(outcome, problems, form, "destinations/edit.html", dtype=dtype, destination=destination,
                               deliveries=recent_deliveries(destination.id))
-    if destination.encrypted_secrets and not stored_secrets:
-        outcome = {"status": "failed", "error": SECRETS_LOST, "status_code": None, "detail": None}
-    else:
-        outcome = Notifier(current_app._get_current_object()).send_test(
-            dtype, destination.config, name=destination.name, destination_id=destination.id)
+    try:
+        outcome, _ = service.send_test(dtype, destination)
+    except InvalidInput as refusal:
+        outcome = _failed_outcome(refusal.message)
     if is_htmx():
         return render("destinations/_test_result.html", outcome=outcome, problems={})
     flash(f"Test to “{destination.name}”: " + (
@@ -137,17 +116,13 @@ def edit(destination_id: int):
     dtype = destination.destination_type
     if dtype is None:
         abort(404)
-    stored_secrets = _stored_secrets(destination)
-    if destination.encrypted_secrets and not stored_secrets and request.method == "GET":
-        flash(SECRETS_LOST, "warning")
-    form = dtype.form(
-        data={"name": destination.name, "enabled": destination.enabled, **destination.options},
-        destination_id=destination.id,
-        stored_secrets=stored_secrets.keys(),
-    )
-    if form.validate_on_submit() and _save(destination, form, stored_secrets):
+    if service.secrets_lost(destination) and request.method == "GET":
+        flash(service.SECRETS_LOST, "warning")
+    form = service.edit_form(dtype, destination)
+    if form.validate_on_submit() and _save(destination, form):
         flash(f"Saved “{destination.name}”.", "success")
         return redirect(url_for(".index"))
+    service.explain_lost_secrets(form, destination)
     status = 422 if request.method == "POST" else 200
     return render("destinations/edit.html", status=status, dtype=dtype, form=form, destination=destination,
                   deliveries=recent_deliveries(destination.id))
@@ -157,8 +132,7 @@ def edit(destination_id: int):
 @admin_required
 def toggle(destination_id: int):
     destination = _get(destination_id)
-    destination.enabled = not destination.enabled
-    db.session.commit()
+    service.set_enabled(destination, not destination.enabled)
     if is_htmx():
         return render("destinations/_row.html", destination=destination)
     flash(f"“{destination.name}” is now {'enabled' if destination.enabled else 'disabled'}.", "success")
@@ -172,8 +146,8 @@ def delete(destination_id: int):
     if request.method == "GET":
         return render("destinations/delete.html", destination=destination)
     name = destination.name
-    db.session.delete(destination)
-    db.session.commit()
+    # A POST is the answer to the page (or the htmx dialog) that named the alerts using it: confirmed, so forced
+    service.delete(destination, force=True)
     if is_htmx():
         return render("destinations/_list.html", destinations=_all_destinations(), notice=f"Deleted “{name}”.")
     flash(f"Deleted “{name}”.", "success")
