@@ -69,6 +69,8 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # The largest request body accepted (413 beyond): Herald's biggest form is well under 100 kB
+        "MAX_CONTENT_LENGTH": int(env.get("HERALD_MAX_CONTENT_LENGTH") or 1024 * 1024),
         # CSRF tokens live as long as the session: an operator editing a long form must not lose it
         "WTF_CSRF_TIME_LIMIT": None,
     }

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from . import destination_service as service
 from .destinations import get_type
 from .extensions import db
-from .json_input import InvalidInput, validated_alert_form
+from .json_input import InvalidInput, unstorable, validated_alert_form
 from .models import Alert, Destination
 
 FORMAT_VERSION = 1
@@ -49,6 +49,10 @@ def import_config(data) -> dict:
     """Create or update (matched by name) every destination and alert in `data`; return counts."""
     if not isinstance(data, dict) or data.get("herald_export") != FORMAT_VERSION:
         raise ImportFailed([f"herald_export: not a Herald export of format version {FORMAT_VERSION}."])
+    # Names are looked up before any form sees them: text a database cannot store is refused first
+    found = unstorable(data, nul=True)
+    if found:
+        raise ImportFailed([f"{found[0]}: {found[1]}"])
     problems: list[str] = []
     counts = {"destinations_created": 0, "destinations_updated": 0, "alerts_created": 0, "alerts_updated": 0}
     try:
