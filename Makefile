@@ -22,7 +22,7 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
 ## run: install, create the SQLite database under instance/ and serve on http://$(HOST):$(PORT) with waitress
 run: $(VENV)/.installed
 	$(BIN)/flask --app wsgi init-db
-	$(BIN)/waitress-serve --host $(HOST) --port $(PORT) --threads 8 wsgi:app
+	$(BIN)/python -m webapp.serving --host $(HOST) --port $(PORT) --threads 8
 
 ## dev: Flask's development server with the reloader
 dev: $(VENV)/.installed

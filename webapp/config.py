@@ -59,6 +59,8 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "HERALD_BLOCK_PRIVATE_DESTINATIONS": _bool(env.get("HERALD_BLOCK_PRIVATE_DESTINATIONS")),
         # How many reverse proxies in front set X-Forwarded-For/-Proto (0: none, trust no such header)
         "HERALD_PROXY_COUNT": int(env.get("HERALD_PROXY_COUNT") or 0),
+        # The proxy's address, whose X-Forwarded-* headers waitress trusts ("*": any peer; see webapp/serving.py)
+        "HERALD_TRUSTED_PROXY": env.get("HERALD_TRUSTED_PROXY") or "*",
         "HERALD_LOGIN_MAX_FAILURES": int(env.get("HERALD_LOGIN_MAX_FAILURES") or 5),
         "HERALD_LOGIN_LOCKOUT_SECONDS": int(env.get("HERALD_LOGIN_LOCKOUT_SECONDS") or 900),
         # Upgrade the schema at start; set 0 to run `flask --app wsgi db upgrade` yourself

@@ -132,7 +132,7 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         throttle = current_app.extensions["herald_login_throttle"]
-        keys = ("email:" + User.normalize_email(form.email.data), "client:" + (request.remote_addr or "?"))
+        keys = (request.remote_addr, form.email.data)
         wait = throttle.retry_after(*keys)
         if wait:
             minutes = max(1, round(wait / 60))
@@ -140,7 +140,7 @@ def login():
             return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
         user = User.by_email(form.email.data)
         if user is not None and user.check_password(form.password.data):
-            throttle.succeeded(keys[0])
+            throttle.succeeded(*keys)
             login_user(user, remember=form.remember.data)
             return redirect(_safe_next(request.args.get("next")))
         if user is None:
