@@ -216,9 +216,9 @@ class DestinationForm(HeraldForm):
         """The plain option fields whose value differs from the saved one (URLs compared without credentials)."""
         changed = []
         for field in self.option_fields():
-            if getattr(field, "secret", False) or field.name not in self.stored_options:
+            if getattr(field, "secret", False):
                 continue
-            new, old = field.data, self.stored_options[field.name]
+            new, old = field.data, self.stored_options.get(field.name)  # an option the row never had: ""
             if isinstance(new, str) or isinstance(old, str):
                 new = split_userinfo((new or "").strip())[0] if isinstance(new, str) else new
                 old = split_userinfo((old or "").strip())[0] if isinstance(old, str) else old
