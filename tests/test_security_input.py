@@ -3,13 +3,11 @@ serves it): a body past MAX_CONTENT_LENGTH is 413 before it is buffered, JSON ne
 JSON endpoint, a lone surrogate anywhere is a 4xx naming the field and is never stored, a key given twice is refused.
 """
 import json
-import socket
-import threading
 
 import pytest
 import requests
 
-from helpers import ADMIN_EMAIL, TYPES, count_destinations, create_user, edit_url, login, new_url, stored, page
+from helpers import ADMIN_EMAIL, count_destinations, edit_url, new_url, stored, waitress_server
 from webapp.serving import waitress_options
 
 
@@ -99,25 +97,19 @@ def test_a_body_past_the_limit_is_413_in_the_api_and_the_ui(app, world):
 
 
 @pytest.fixture
-def waitress_server(app):
-    import waitress
-
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=2, **waitress_options(app.config))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    thread.join(timeout=5)
+def served(app):
+    with waitress_server(app, **waitress_options(app.config)) as base:
+        yield base
 
 
-def test_waitress_refuses_a_50_mb_body_before_buffering_it(app, admin, waitress_server):
+def test_waitress_refuses_a_50_mb_body_before_buffering_it(app, admin, served):
     token = app.test_cli_runner().invoke(args=["create-token", ADMIN_EMAIL]).output.strip().splitlines()[-1]
     body = b'{"name": "' + b"x" * (50 * 1024 * 1024) + b'"}'
     try:
-        response = requests.post(f"{waitress_server}/api/destinations", data=body, timeout=30,
+        response = requests.post(f"{served}/api/destinations", data=body, timeout=30,
                                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         assert response.status_code == 413
     except requests.ConnectionError:
         pass  # waitress may close the connection while the client is still sending: refused all the same
-    assert requests.get(f"{waitress_server}/healthz", timeout=5).status_code in (200, 503)
+    assert requests.get(f"{served}/healthz", timeout=5).status_code in (200, 503)
     assert count_destinations(app) == 0

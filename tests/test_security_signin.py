@@ -6,12 +6,10 @@ every address; the failure table grew without bound. Now waitress is given the p
 (webapp.serving.waitress_options), failures count per (client, email) with backstops that spare clients that
 have not failed, and the table is bounded.
 """
-import threading
-
 import pytest
 import requests
 
-from helpers import ADMIN_EMAIL, ADMIN_PASSWORD, create_user
+from helpers import ADMIN_EMAIL, ADMIN_PASSWORD, create_user, waitress_server
 from webapp.security import LoginThrottle
 from webapp.serving import waitress_options
 
@@ -21,21 +19,12 @@ LIMIT = 3
 @pytest.fixture
 def behind_proxy(make_app):
     """The app as deployed behind one reverse proxy (HERALD_PROXY_COUNT=1), served by waitress on loopback."""
-    import waitress
+    from contextlib import ExitStack
 
     app = make_app(HERALD_PROXY_COUNT=1, HERALD_LOGIN_MAX_FAILURES=LIMIT, HERALD_LOGIN_LOCKOUT_SECONDS=600)
     create_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, "admin")
-    servers = []
-
-    def serve(options):
-        server = waitress.create_server(app, host="127.0.0.1", port=0, threads=2, **options)
-        threading.Thread(target=server.run, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.effective_port}"
-
-    yield app, serve
-    for server in servers:
-        server.close()
+    with ExitStack() as servers:
+        yield app, lambda options: servers.enter_context(waitress_server(app, **options))
 
 
 def sign_in(base, client_address, password, email=ADMIN_EMAIL):
