@@ -19,6 +19,12 @@ def _get(destination_id: int) -> Destination:
     return destination
 
 
+def _type_of(destination: Destination):
+    if destination.destination_type is None:  # a type this version no longer has
+        raise ApiError(409, f"This version of Herald has no destination type {destination.type!r}.")
+    return destination.destination_type
+
+
 @bp.get("/destination-types")
 def destination_types():
     return jsonify([type_schema(t) for t in REGISTRY.values()])
@@ -55,7 +61,7 @@ def update_destination(destination_id: int):
     if "type" in body and body["type"] != destination.type:
         raise ApiError(422, "A destination's type cannot change; create a new destination.",
                        {"type": ["Cannot change."]})
-    form = service.form_from_json(destination.destination_type, body, destination)
+    form = service.form_from_json(_type_of(destination), body, destination)
     return jsonify(service.as_json(service.save(destination, form))), 200
 
 
@@ -68,5 +74,5 @@ def delete_destination(destination_id: int):
 @bp.post("/destinations/<int:destination_id>/test")
 def test_destination(destination_id: int):
     destination = _get(destination_id)
-    outcome, _ = service.send_test(destination.destination_type, destination)
+    outcome, _ = service.send_test(_type_of(destination), destination)
     return jsonify(outcome), 200
