@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# Links in notifications ("Open alert") point where `make run` serves, unless HERALD_BASE_URL says otherwise
+BASE_URL := $(or $(HERALD_BASE_URL),http://$(HOST):$(PORT))
 
-.PHONY: run dev test bench chromium clean
+.PHONY: run dev test bench chromium dist build-dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,14 +22,15 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
 	touch $@
 
 ## run: install, create the SQLite database under instance/ and serve on http://$(HOST):$(PORT) with waitress
+# (herald serve: waitress with the proxy and body-size settings of webapp/serving.py, and the delivery worker)
 run: $(VENV)/.installed
 	$(BIN)/flask --app wsgi init-db
-	$(BIN)/python -m webapp.serving --host $(HOST) --port $(PORT) --threads 8
+	HERALD_BASE_URL='$(BASE_URL)' $(BIN)/herald serve --host $(HOST) --port $(PORT) --threads 8
 
 ## dev: Flask's development server with the reloader
 dev: $(VENV)/.installed
 	$(BIN)/flask --app wsgi init-db
-	$(BIN)/flask --app wsgi run --debug --host $(HOST) --port $(PORT)
+	HERALD_BASE_URL='$(BASE_URL)' $(BIN)/flask --app wsgi run --debug --host $(HOST) --port $(PORT)
 
 ## chromium: the browser tests drive Debian's chromium; install it when missing and we are root
 chromium:
@@ -45,7 +48,24 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
 
 ## bench: benchmarks (not tests); numbers are quoted in the README
 bench: $(VENV)/.bench-installed
-	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/lists.py
+
+$(VENV)/.dist-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dist]'
+	touch $@
+
+DIST ?= dist
+## dist: $(DIST)/herald-*.whl, and $(DIST)/herald.pyz: the wheel with every dependency (PostgreSQL's driver too), one file
+dist: $(VENV)/.dist-installed
+	$(MAKE) --no-print-directory build-dist
+
+# The recipe alone, for a Python that already has pip and shiv (tests/test_packaging.py runs it with its own BIN)
+build-dist:
+	rm -rf $(DIST)
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(DIST) .
+	$(BIN)/python -m shiv --quiet --console-script herald --output-file $(DIST)/herald.pyz --python '/usr/bin/env python3' \
+	  --reproducible --compressed --compile-pyc "$$(ls $(DIST)/herald-*.whl)[postgresql]"
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build $(DIST)

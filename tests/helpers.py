@@ -65,7 +65,7 @@ TYPES = {
         "secrets": {"password": "S3CR3Twebhook9f3a1c7e5b2d"},
     },
     "hipchat": {
-        "label": "HipChat (Server / Data Center)",
+        "label": "HipChat (end of life)",
         "options": {"color": "purple", "notify": True},
         "secrets": {"url": "https://hipchat.example.com/v2/room/42/notification?auth_token=S3CR3Thipchat9f3a1c7e5b2d"},
     },
@@ -106,12 +106,47 @@ TYPES = {
         "label": "Zendesk",
         "options": {"zendesk_url": "https://acme-7c41.zendesk.com", "email": "agent@example.com", "priority": "urgent",
                     "ticket_type": "problem", "tags": "herald, prod"},
-        "secrets": {"api_token": "S3CR3Tzendesk9f3a1c7e5b2d"},
+        # Both ways to sign in: the OAuth token is the one used; the API token is what older setups have
+        "secrets": {"oauth_token": "S3CR3Tzendeskoauth9f3a1c7e5b2d", "api_token": "S3CR3Tzendesk9f3a1c7e5b2d"},
     },
     "zenduty": {
         "label": "Zenduty",
         "options": {},
         "secrets": {"integration_url": "https://events.zenduty.com/integration/abc/generic/S3CR3Tzenduty9f3a1c7e5b2d/"},
+    },
+    "jsm": {
+        "label": "Jira Service Management",
+        "options": {"priority": "", "tags": "prod, jsm-7c41", "responders": "SRE",
+                    "api_url": "https://api.atlassian.com/jsm/ops/integration"},
+        "secrets": {"api_key": "0a1b2c3d-S3CR3Tjsm9f3a1c7e5b2d"},
+    },
+    "teams": {
+        "label": "Microsoft Teams",
+        "options": {},
+        "secrets": {"webhook_url": "https://prod-42.westeurope.logic.azure.com/workflows/S3CR3Tteams9f3a1c7e5b2d/"
+                                   "triggers/manual/paths/invoke?api-version=2016-06-01&sig=S3CR3Tteamssig9f3a"},
+    },
+    "discord": {
+        "label": "Discord",
+        "options": {"mentions": "<@&123456789012345678>", "username": "herald-7c41",
+                    "avatar_url": "https://example.com/herald.png"},
+        "secrets": {"webhook_url": "https://discord.com/api/webhooks/1234567890/S3CR3Tdiscord9f3a1c7e5b2d"},
+    },
+    "telegram": {
+        "label": "Telegram",
+        "options": {"chat_id": "-1001234567890", "message_thread_id": "", "api_url": "https://api.telegram.org"},
+        "secrets": {"bot_token": "123456789:S3CR3Ttelegram9f3a1c7e5b2dAAEhBOweik6"},
+    },
+    "googlechat": {
+        "label": "Google Chat",
+        "options": {},
+        "secrets": {"webhook_url": "https://chat.googleapis.com/v1/spaces/AAAA7c41/messages"
+                                   "?key=S3CR3Tgchatkey9f3a&token=S3CR3Tgooglechat9f3a1c7e5b2d"},
+    },
+    "ntfy": {
+        "label": "ntfy",
+        "options": {"priority": "4", "tags": "herald, prod-7c41"},
+        "secrets": {"topic_url": "https://ntfy.sh/S3CR3Tntfy9f3a1c7e5b2d", "access_token": "tk_S3CR3Tntfytoken9f3a"},
     },
 }
 
@@ -129,8 +164,16 @@ NEW_SECRETS = {
     "pagerduty": {"integration_key": "N3WS3CR3Tpagerduty4d2b0000000000"},
     "servicenow": {"password": "N3WS3CR3Tservicenow4d2b"},
     "slack": {"webhook_url": "https://hooks.slack.com/services/T000/B000/N3WS3CR3Tslack4d2b"},
-    "zendesk": {"api_token": "N3WS3CR3Tzendesk4d2b"},
+    "zendesk": {"oauth_token": "N3WS3CR3Tzendeskoauth4d2b", "api_token": "N3WS3CR3Tzendesk4d2b"},
     "zenduty": {"integration_url": "https://events.zenduty.com/integration/abc/generic/N3WS3CR3Tzenduty4d2b/"},
+    "jsm": {"api_key": "9f8e7d6c-N3WS3CR3Tjsm4d2b"},
+    "teams": {"webhook_url": "https://prod-43.westeurope.logic.azure.com/workflows/N3WS3CR3Tteams4d2b/"
+                             "triggers/manual/paths/invoke?api-version=2016-06-01&sig=N3WS3CR3Tteamssig4d2b"},
+    "discord": {"webhook_url": "https://discord.com/api/webhooks/1234567891/N3WS3CR3Tdiscord4d2b"},
+    "telegram": {"bot_token": "987654321:N3WS3CR3Ttelegram4d2bAAEhBOweik6xyzw"},
+    "googlechat": {"webhook_url": "https://chat.googleapis.com/v1/spaces/BBBB/messages?key=N3WS3CR3Tkey4d2b"
+                                  "&token=N3WS3CR3Tgooglechat4d2b"},
+    "ntfy": {"topic_url": "https://ntfy.sh/N3WS3CR3Tntfy4d2b", "access_token": "tk_N3WS3CR3Tntfy4d2b"},
 }
 
 # A non-secret change per type for the edit tests: (field, new value). Zenduty has only its secret URL.
@@ -147,6 +190,12 @@ EDITS = {
     "slack": ("channel", "#alerts"),
     "zendesk": ("priority", "low"),
     "zenduty": ("name", "Zenduty renamed"),
+    "jsm": ("priority", "P4"),
+    "teams": ("name", "Teams renamed"),
+    "discord": ("username", "herald-ops"),
+    "telegram": ("chat_id", "@herald_alerts"),
+    "googlechat": ("name", "Google Chat renamed"),
+    "ntfy": ("priority", "5"),
 }
 
 

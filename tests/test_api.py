@@ -201,9 +201,9 @@ def test_a_missing_record_is_a_json_404(app, world, admin_api, method, path):
 
 # --- each endpoint as an admin ------------------------------------------------------------------------------------
 
-def test_destination_types_describe_all_twelve_with_their_fields(admin_api):
+def test_destination_types_describe_every_type_with_its_fields(admin_api):
     types = {t["type"]: t for t in admin_api.ok("GET", "/api/destination-types")}
-    assert set(types) == set(REGISTRY) and len(types) == 12
+    assert set(types) == set(REGISTRY) and len(types) == 18
     pagerduty = {f["name"]: f for f in types["pagerduty"]["fields"]}
     assert pagerduty["integration_key"]["secret"] is True and pagerduty["integration_key"]["required"] is True
     assert pagerduty["severity"]["secret"] is False and "critical" in pagerduty["severity"]["choices"]
@@ -577,7 +577,7 @@ def test_null_for_a_switch_is_refused_not_taken_as_false(app, world, admin_api):
 # --- secrets are write-only --------------------------------------------------------------------------------------
 
 def secret_destinations(server, secret_fields):
-    """type → POST body for all 12 types, and every secret value in them.
+    """type → POST body for every type, and every secret value in them.
 
     Each secret holds a marker unique to its type; every URL points at `server`, so nothing goes to the internet.
     """
@@ -594,8 +594,15 @@ def secret_destinations(server, secret_fields):
         "pagerduty": {"integration_key": marker["pagerduty"], "api_url": base + ENQUEUE},
         "servicenow": {**TYPES["servicenow"]["options"], "instance_url": base, "password": marker["servicenow"]},
         "slack": {"webhook_url": f"{base}/services/T0/B0/{marker['slack']}"},
-        "zendesk": {**TYPES["zendesk"]["options"], "zendesk_url": base, "api_token": marker["zendesk"]},
+        "zendesk": {**TYPES["zendesk"]["options"], "zendesk_url": base, "api_token": marker["zendesk"],
+                    "oauth_token": marker["zendesk"][::-1]},
         "zenduty": {"integration_url": f"{base}/integration/svc/generic/{marker['zenduty']}/"},
+        "jsm": {"api_key": marker["jsm"], "api_url": base, "responders": "SRE"},
+        "teams": {"webhook_url": f"{base}/workflows/{marker['teams']}/triggers/manual/paths/invoke"},
+        "discord": {"webhook_url": f"{base}/api/webhooks/123/{marker['discord']}"},
+        "telegram": {"bot_token": f"123456789:{marker['telegram']}", "chat_id": "-100123", "api_url": base},
+        "googlechat": {"webhook_url": f"{base}/v1/spaces/AAAA/messages?key=k&token={marker['googlechat']}"},
+        "ntfy": {"topic_url": f"{base}/{marker['ntfy']}", "access_token": f"tk_{marker['ntfy'][::-1]}"},
     }
     bodies = {key: {"name": f"{key} secret check", "type": key, "options": options[key]} for key in REGISTRY}
     secrets = [value for key, body in bodies.items() for name, value in body["options"].items()
@@ -614,7 +621,7 @@ def test_no_api_answer_ever_contains_a_secret(app, db_path, admin_api, httpserve
                      for t in admin_api.ok("GET", "/api/destination-types")}
     assert secret_fields["pagerduty"] == ["integration_key"] and secret_fields["email"] == []
     bodies, secrets = secret_destinations(httpserver, secret_fields)
-    assert len(secrets) == 22  # 11 types with a secret: the value and its marker
+    assert len(secrets) == 36  # 17 types with a secret: each value (Zendesk and ntfy have two) and a marker
     answers = []
 
     created = {}

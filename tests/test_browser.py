@@ -114,7 +114,7 @@ def test_switch_type_keeping_the_name_then_disable_and_delete(admin_page, live_s
     # Delete asks first: saying no keeps the destination
     messages = []
     page.once("dialog", lambda dialog: (messages.append(dialog.message), dialog.dismiss()))
-    row.get_by_role("link", name="Delete").click()
+    row.get_by_role("button", name="Delete").click()
     page.wait_for_timeout(300)
     expect(row).to_have_count(1)
     assert messages and "Database on-call" in messages[0]
@@ -122,7 +122,7 @@ def test_switch_type_keeping_the_name_then_disable_and_delete(admin_page, live_s
 
     # Saying yes removes the row, without a reload
     page.once("dialog", lambda dialog: dialog.accept())
-    row.get_by_role("link", name="Delete").click()
+    row.get_by_role("button", name="Delete").click()
 
     expect(page.locator(f"#destination-{destination_id}")).to_have_count(0)
     expect(page.get_by_text("Deleted “Database on-call”.")).to_be_visible()

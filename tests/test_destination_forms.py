@@ -132,7 +132,15 @@ BAD_INPUT = [
     ("ilert", {"integration_key": "il1 api key"}, "integration_key", "An alert source key is letters, digits"),
     ("opsgenie", {"api_key": "tooShortKey1"}, "api_key", "An OpsGenie API key looks like"),
     ("servicenow", {"password": ""}, "password", "This value is required."),
-    ("zendesk", {"api_token": ""}, "api_token", "This value is required."),
+    ("zendesk", {"oauth_token": "", "api_token": ""}, "oauth_token", "Enter an OAuth access token."),
+    ("zendesk", {"oauth_token": "", "email": ""}, "email", "An API token needs the email of the agent it belongs to."),
+    ("teams", {"webhook_url": "https://acme.webhook.office.com/webhookb2/abc@def/IncomingWebhook/123/456"},
+     "webhook_url", "This is an Office 365 connector URL; Microsoft retired connectors on 2026-03-31"),
+    ("telegram", {"chat_id": "my group"}, "chat_id", "A chat id is a number such as -1001234567890"),
+    ("discord", {"mentions": "@channel"}, "mentions", "Write <@user id>, <@&role id>, @here or @everyone."),
+    ("discord", {"webhook_url": "https://discord.com/channels/123/456"}, "webhook_url",
+     "Paste the channel's webhook URL"),
+    ("ntfy", {"topic_url": "https://push.example.org/"}, "topic_url", "Give the topic's URL"),
     # Choices
     ("pagerduty", {"severity": "bogus"}, "severity", "Not a valid choice."),
     ("opsgenie", {"priority": "P9"}, "priority", "Not a valid choice."),
@@ -248,7 +256,7 @@ def test_an_unknown_placeholder_message_lists_the_known_ones(admin_client):
     ("slack", "webhook_url", "Enter the URL."),
     ("webhook", "url", "Enter the URL."),
     ("servicenow", "username", "This value is required."),
-    ("zendesk", "api_token", "This value is required."),
+    ("chatwork", "api_token", "This value is required."),
 ], ids=["secret-url", "plain-url", "plain-text", "secret-text"])
 def test_a_required_value_of_only_spaces_is_refused(admin_client, app, type_key, field, message):
     response = admin_client.post(new_url(type_key), data=form_data(type_key, **{field: "   "}))
@@ -271,3 +279,80 @@ def test_webhook_edit_removing_the_username_of_a_stored_password_is_refused(admi
     form = page(response)
     assert "A password needs a username." in (form.error("username") or "") + (form.error("password") or "")
     assert stored(app, "Hook")["options"]["username"] == "herald"
+
+
+# -- what a type says about itself, above its form -----------------------------------------------------------------
+NOTICES = {
+    "hipchat": "HipChat is end of life: every edition reached it by 2020-06-30",
+    "opsgenie": "Opsgenie reaches end of support on 2027-04-05",
+    "zendesk": "every token stops working on 2027-04-30. Use an OAuth access token",
+}
+
+
+def notes_of(response) -> list[str]:
+    import re
+
+    return [" ".join(re.sub(r"<[^>]+>", "", n).split())
+            for n in re.findall(r'<p class="flash flash-warning" role="note">(.*?)</p>', response.get_data(as_text=True))]
+
+
+@pytest.mark.parametrize("type_key", TYPE_KEYS)
+def test_a_types_notice_is_shown_above_its_form(admin_client, type_key):
+    notes = notes_of(admin_client.get(new_url(type_key)))
+    expected = [NOTICES[type_key]] if type_key in NOTICES else []
+    if type_key == "email":  # the test app has no SMTP server
+        expected = ["No SMTP server is configured, so email cannot be sent yet."]
+    assert len(notes) == len(expected) and all(e in n for e, n in zip(expected, notes)), notes
+
+
+def test_the_email_note_links_to_the_smtp_settings_and_goes_once_a_server_is_set(make_app):
+    from helpers import ADMIN_EMAIL, ADMIN_PASSWORD, login
+
+    for server, shown in (("smtp.example.com", False), ("", True)):
+        app = make_app(MAIL_SERVER=server)  # the module's admin is in this database file already
+        client = app.test_client()
+        login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+        html = client.get(new_url("email")).get_data(as_text=True)
+        assert ('Settings → Email server</a>' in html) is shown and ("No SMTP server is configured" in html) is shown
+
+
+def test_opsgenie_users_are_told_about_jira_service_management(admin_client):
+    html = admin_client.get(new_url("opsgenie")).get_data(as_text=True)
+    assert "use the Jira Service Management type" in html
+    assert "Jira Service Management" in admin_client.get(new_url("jsm")).get_data(as_text=True)
+
+
+def test_an_api_token_destination_from_before_oauth_still_saves(admin_client, app):
+    row = create_destination(admin_client, app, "zendesk", name="Old Zendesk", oauth_token=None)
+    assert set(row["secrets"]) == {"api_token"}
+    response = admin_client.post(edit_url(row["id"]), data=form_data("zendesk", name="Old Zendesk", oauth_token=None,
+                                                                       api_token=""))
+    assert response.status_code == 302, page(response).errors()
+
+
+# -- options with several values take a JSON list --------------------------------------------------------------------
+@pytest.mark.parametrize("type_key", [k for k, t in REGISTRY.items() if t.list_options])
+def test_list_options_take_a_json_list_in_the_api(app, admin, type_key):
+    from helpers import ADMIN_EMAIL
+
+    token = app.test_cli_runner().invoke(args=["create-token", ADMIN_EMAIL]).output.strip().splitlines()[-1]
+    client = app.test_client()
+    spec = TYPES[type_key]
+    options = {**spec["options"], **spec["secrets"]}
+    lists = {name: [item.strip() for item in str(options[name]).replace("\n", ",").split(",") if item.strip()]
+             for name in REGISTRY[type_key].list_options if options.get(name)}
+    assert lists, "the example has a value for the list option"
+    response = client.post("/api/destinations", json={"name": "Lists", "type": type_key, "options": {**options, **lists}},
+                           headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 201, response.get_json()
+    stored_options = response.get_json()["options"]
+    for name, items in lists.items():
+        assert stored_options[name] == ", ".join(items)
+    # An option that takes one value refuses a list, naming it
+    with app.app_context():
+        single = next(f.name for f in REGISTRY[type_key].form(formdata=None, meta={"csrf": False}).option_fields()
+                      if f.name not in REGISTRY[type_key].list_options and f.type in ("StringField", "SelectField"))
+    refused = client.post("/api/destinations", json={"name": "Lists 2", "type": type_key,
+                                                     "options": {**options, single: ["a", "b"]}},
+                          headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 422 and single in refused.get_json()["error"]["fields"]

@@ -133,7 +133,6 @@ def local_name_resolution(monkeypatch):
         return real(url, block_private, resolve=numeric_only)
 
     monkeypatch.setattr("webapp.destinations.base.check_url", check_url)
-    monkeypatch.setattr("webapp.delivery.transport.check_url", check_url)
 
 
 @pytest.fixture(autouse=True)

@@ -149,7 +149,6 @@ def no_way_out(monkeypatch):
         return real_send(session, prepared, **kwargs)
 
     monkeypatch.setattr("webapp.destinations.base.check_url", check_url)
-    monkeypatch.setattr("webapp.delivery.transport.check_url", check_url)
     monkeypatch.setattr(requests.Session, "send", loopback_only)
 
 

@@ -4,10 +4,12 @@ from pathlib import Path
 from flask import Flask, redirect, url_for
 from werkzeug.routing import BaseConverter
 
-from . import config
+from . import alerts, config, paths
+from .delivery.notifier import get_notifier
+from .delivery.worker import Worker
 from .extensions import csrf, db, login_manager, mail, migrate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.RESOURCES  # holds templates/, static/ and migrations/: the checkout, or the installed package
 
 HTMX_VERSION = "2.0.11"
 HTMX_CDN_URL = f"https://cdn.jsdelivr.net/npm/htmx.org@{HTMX_VERSION}/dist/htmx.min.js"
@@ -37,16 +39,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Application factory: environment config, then `test_config` on top."""
     app = Flask(
         __name__,
+        instance_path=str(paths.data_dir()),
         instance_relative_config=True,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    Path(app.instance_path).mkdir(mode=0o700, parents=True, exist_ok=True)  # the database and the key: ours alone
     app.config.from_mapping(config.from_environment(app.instance_path))
     if test_config:
         app.config.update(test_config)
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = config.persistent_secret_key(app.instance_path)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", config.engine_options(app.config))
 
     app.jinja_env.add_extension("jinja2.ext.do")
     app.url_map.converters["int"] = DatabaseIntConverter
@@ -80,18 +84,17 @@ def create_app(test_config: dict | None = None) -> Flask:
         if app.config["HERALD_AUTO_MIGRATE"]:
             upgrade_database()
     if app.config["HERALD_RETRY_WORKER"] and not app.testing and not _loading_for_cli_command():
-        start_retry_worker(app)
+        start_delivery_worker(app)
     return app
 
 
-def start_retry_worker(app: Flask):
-    """Start this process's retry worker (once); it is kept on app.extensions for health checks."""
-    from .delivery.notifier import RetryWorker
-
-    worker = app.extensions.get("herald_retry_worker")
+def start_delivery_worker(app: Flask) -> Worker:
+    """Start this process's delivery worker (once); it is kept on app.extensions for health checks."""
+    worker = app.extensions.get("herald_delivery_worker")
     if worker is None or not worker.is_alive():
-        worker = RetryWorker(app, app.config["HERALD_RETRY_POLL_SECONDS"]).start()
-        app.extensions["herald_retry_worker"] = worker
+        worker = Worker(app, get_notifier(app), app.config["HERALD_RETRY_POLL_SECONDS"],
+                        periodic=(alerts.renotify_due,)).start()
+        app.extensions["herald_delivery_worker"] = worker
     return worker
 
 
@@ -125,6 +128,7 @@ def _tune_sqlite():
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()

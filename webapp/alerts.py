@@ -4,17 +4,22 @@ The rules follow Redash: notify on unknown→triggered, ok→triggered and trigg
 unknown→ok; while triggered, notify again once `rearm_seconds` have passed since the last notification; a
 muted alert records its changes and notifies nobody.
 """
+import logging
 import operator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .delivery.notification import Notification
-from .delivery.notifier import Notifier
+from .delivery.notifier import Target, get_notifier
 from .extensions import db
 from .metrics import STATE_CHANGES
 from .models import Alert, AlertStateChange, DeliveryRef
+
+log = logging.getLogger(__name__)
 
 NOTIFYING_TRANSITIONS = {("unknown", "triggered"), ("ok", "triggered"), ("triggered", "ok")}
 OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq,
@@ -43,11 +48,11 @@ def alert_url(base_url: str, alert: Alert) -> str:
     return f"{base_url}/alerts/{alert.id}"
 
 
-def notification_for(alert: Alert, previous_state: str, base_url: str, value: float | None) -> Notification:
+def notification_for(alert: Alert, plan: "_Plan", new_state: str, base_url: str, value: float | None) -> Notification:
     return Notification(
-        alert_id=alert.id, alert_name=alert.name, state=alert.state, previous_state=previous_state,
+        alert_id=alert.id, alert_name=alert.name, state=new_state, previous_state=plan.previous,
         severity=alert.severity, description=alert.description or "", alert_url=alert_url(base_url, alert),
-        url_base=base_url, value=value, threshold=alert.condition_threshold,
+        url_base=base_url, value=value, threshold=alert.condition_threshold, renotify=plan.rearm,
     )
 
 
@@ -56,63 +61,147 @@ def submit_value(app, alert: Alert, value: float, actor: str | None = None, sour
     if alert.condition is None:
         raise ValueError("This alert has no condition to check a value against.")
     state = "triggered" if condition_holds(alert.condition_op, alert.condition_threshold, value) else "ok"
-    alert.last_value = value
     return set_state(app, alert, state, source=source, actor=actor, value=value)
 
 
-def set_state(app, alert: Alert, new_state: str, source: str, actor: str | None = None,
-              value: float | None = None) -> StateChangeResult:
-    """Apply a state to the alert, record it, and notify its destinations when the rules say so."""
-    if new_state not in ("triggered", "ok"):
-        raise ValueError("The state must be triggered or ok.")
-    now = utcnow()
+@dataclass
+class _Plan:
+    """What one change does to the alert, decided against the state the change before it left."""
+
+    previous: str
+    rearm: bool
+    notify: bool
+    values: dict
+    note: str | None
+
+
+def _plan(alert: Alert, new_state: str, now: datetime, value: float | None) -> _Plan | None:
     previous = alert.state
     rearm = previous == new_state == "triggered" and _rearm_due(alert, now)
     if previous == new_state and not rearm:
-        db.session.commit()  # keeps last_value
-        return StateChangeResult(alert, previous, changed=False, notified=False,
-                                 message=f"No change: the alert is already {new_state}.")
-
-    # Compare-and-set, so two concurrent changes cannot both notify for the same transition
-    values = {"state": new_state, "updated_at": now}
+        return None
+    values = {"state": new_state, "updated_at": now, "version": alert.version + 1}
+    if value is not None:
+        values["last_value"] = value
     if not rearm:
         values["last_state_change_at"] = now
     if new_state == "triggered" and not rearm:
         values["last_triggered_at"] = now
-    should_notify = rearm or (previous, new_state) in NOTIFYING_TRANSITIONS
-    if should_notify and not alert.muted:
+    notify = rearm or (previous, new_state) in NOTIFYING_TRANSITIONS
+    if notify and not alert.muted:
         values["last_notified_at"] = now
-    claim = update(Alert).where(Alert.id == alert.id, Alert.state == previous)
+    note = None
     if rearm:
-        claim = claim.where(Alert.last_notified_at == alert.last_notified_at if alert.last_notified_at
-                            else Alert.last_notified_at.is_(None))
-    if db.session.execute(claim.values(**values)).rowcount != 1:
-        db.session.rollback()
-        db.session.refresh(alert)
-        return StateChangeResult(alert, previous, changed=False, notified=False,
-                                 message="Another change to this alert happened at the same moment; nothing was sent.")
-    entry = AlertStateChange(alert_id=alert.id, from_state=previous, to_state=new_state, source=source, actor=actor,
-                             value=value, created_at=now)
-    if rearm:
-        entry.note = f"Still triggered after {alert.rearm_seconds} s: notified again."
-    elif not should_notify:
-        entry.note = "No notification for this change."
+        note = f"Still triggered after {alert.rearm_seconds} s: notified again."
+    elif not notify:
+        note = "No notification for this change."
     elif alert.muted:
-        entry.note = "Muted: nobody was notified."
-    db.session.add(entry)
-    db.session.commit()  # the change is on record before anything is sent
-    STATE_CHANGES.labels(previous, new_state, source).inc()
-    db.session.refresh(alert)
+        note = "Muted: nobody was notified."
+    return _Plan(previous, rearm, notify and not alert.muted, values, note)
 
-    if not should_notify or alert.muted:
-        return StateChangeResult(alert, previous, changed=not rearm, notified=False, message=entry.note)
-    outcomes = Notifier(app).notify(list(alert.destinations), notification_for(alert, previous, app.config["HERALD_BASE_URL"], value))
-    entry.notified = sum(1 for o in outcomes if o["status"] != "skipped")
-    if not alert.destinations:
+
+MAX_CONFLICTS = 200  # concurrent changes to one alert retry this often before the caller is told to try again
+
+
+class ChangeNotRecorded(Exception):
+    """The change could not be written (the alert kept changing, or the database failed); nothing was."""
+
+
+def set_state(app, alert: Alert, new_state: str, source: str, actor: str | None = None,
+              value: float | None = None, wait: float | None = None) -> StateChangeResult:
+    """Apply a state to the alert, record it and stage its deliveries in one transaction, then send them.
+
+    Concurrent changes to one alert are applied one after another: a compare-and-set on the alert's
+    version that loses is retried against the state the winner left, never dropped. The caller waits for
+    the first attempts at most `wait` seconds (HERALD_NOTIFY_WAIT); the rest go on in the background.
+    Raises ChangeNotRecorded when nothing could be written; then nothing was.
+    """
+    if new_state not in ("triggered", "ok"):
+        raise ValueError("The state must be triggered or ok.")
+    notifier = get_notifier(app)
+    alert_id = alert.id
+    for _ in range(MAX_CONFLICTS):
+        try:
+            applied = _apply(app, notifier, alert_id, new_state, source, actor, value)
+        except SQLAlchemyError as exc:
+            db.session.rollback()
+            log.error("alert %s: the change to %s could not be recorded: %s", alert_id, new_state, exc)
+            raise ChangeNotRecorded("The change could not be recorded (the database refused the write); the "
+                                    "alert is unchanged and nobody was notified. Try again.") from None
+        if applied is None:
+            continue  # another change won the compare-and-set: decide again against the state it left
+        if isinstance(applied, StateChangeResult):
+            return applied
+        plan, alert, note, rows = applied
+        outcomes = notifier.first_outcomes(rows, app.config["HERALD_NOTIFY_WAIT"] if wait is None else wait)
+        return StateChangeResult(alert, plan.previous, changed=not plan.rearm, notified=bool(outcomes),
+                                 deliveries=outcomes, message=_summary(outcomes) if rows else note)
+    db.session.rollback()
+    raise ChangeNotRecorded("The alert is changing too fast; nothing was recorded. Try again.")
+
+
+def _apply(app, notifier, alert_id: int, new_state: str, source: str, actor: str | None, value: float | None):
+    """One try: a StateChangeResult when there is nothing to change, None when another change won the
+    compare-and-set, else (plan, alert as written, history note, staged rows) of the committed transaction."""
+    db.session.rollback()  # decide on what is committed now, not on what this session read earlier
+    alert = db.session.get(Alert, alert_id, populate_existing=True)
+    if alert is None:
+        raise LookupError(f"No alert with id {alert_id}.")
+    now = utcnow()
+    plan = _plan(alert, new_state, now, value)
+    if plan is None:
+        if value is not None:
+            db.session.execute(update(Alert).where(Alert.id == alert_id).values(last_value=value))
+            db.session.commit()
+            db.session.refresh(alert)
+        return StateChangeResult(alert, alert.state, changed=False, notified=False,
+                                 message=f"No change: the alert is already {new_state}.")
+    targets = [Target.of(d) for d in alert.destinations] if plan.notify else []
+    won = db.session.execute(
+        update(Alert).where(Alert.id == alert_id, Alert.version == alert.version).values(**plan.values)
+        .execution_options(synchronize_session=False)).rowcount
+    if won != 1:
+        db.session.rollback()
+        return None
+    entry = AlertStateChange(alert_id=alert_id, from_state=plan.previous, to_state=new_state, source=source,
+                             actor=actor, value=value, created_at=now, note=plan.note,
+                             notified=sum(1 for t in targets if t.enabled))
+    if plan.notify and not targets:
         entry.note = "No destinations are bound to this alert."
+    db.session.add(entry)
+    rows = []
+    if targets:
+        db.session.flush()  # the history entry's id, which each delivery points at
+        notification = notification_for(alert, plan, new_state, app.config["HERALD_BASE_URL"], value)
+        rows = notifier.stage(targets, notification, state_change_id=entry.id, now=now)
+    note = entry.note
+    session = db.session()
+    session.expire_on_commit = False  # the caller's answer is built from what was just written, not read again
+    try:
+        db.session.commit()  # the change, its history and its deliveries, together or not at all
+    finally:
+        session.expire_on_commit = True
+    for key, written in plan.values.items():  # the compare-and-set wrote these past the ORM
+        set_committed_value(alert, key, written)
+    STATE_CHANGES.labels(plan.previous, new_state, source).inc()
+    return plan, alert, note, rows
+
+
+def renotify_due(app) -> int:
+    """Notify again every triggered alert whose rearm interval has passed (run by the delivery worker)."""
+    now = utcnow()
+    candidates = db.session.execute(
+        select(Alert.id, Alert.rearm_seconds, Alert.last_notified_at, Alert.last_triggered_at)
+        .where(Alert.state == "triggered", Alert.rearm_seconds > 0, Alert.muted.is_(False))).all()
     db.session.commit()
-    return StateChangeResult(alert, previous, changed=not rearm, notified=bool(outcomes), deliveries=outcomes,
-                             message=_summary(outcomes))
+    due = [row.id for row in candidates
+           if (row.last_notified_at or row.last_triggered_at) is None
+           or now - (row.last_notified_at or row.last_triggered_at) >= timedelta(seconds=row.rearm_seconds)]
+    for alert_id in due:
+        alert = db.session.get(Alert, alert_id)
+        if alert is not None:
+            set_state(app, alert, "triggered", source="rearm", wait=0)
+    return len(due)
 
 
 def delete_alert(alert: Alert) -> None:

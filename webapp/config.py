@@ -27,6 +27,22 @@ def persistent_secret_key(instance_path: str) -> str:
     return key
 
 
+def default_sender(base_url: str | None) -> str:
+    """Herald <herald@host> for the host Herald is reached at; a bare IP or a dotless name uses herald.localdomain."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(base_url or "").hostname or "").rstrip(".")
+    try:
+        ipaddress.ip_address(host)
+        host = ""
+    except ValueError:
+        pass
+    if "." not in host:
+        host = "herald.localdomain"
+    return f"Herald <herald@{host}>"
+
+
 def from_environment(instance_path: str, env=os.environ) -> dict:
     """Build the config mapping from the environment."""
     db_url = env.get("DATABASE_URL") or "sqlite:///" + str(Path(instance_path) / "herald.sqlite3")
@@ -42,19 +58,25 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "MAIL_USE_SSL": _bool(env.get("MAIL_USE_SSL")),
         "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
         "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
-        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or None,
+        # Mail needs a From: without MAIL_DEFAULT_SENDER, Herald writes as herald@ the host of HERALD_BASE_URL
+        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or default_sender(env.get("HERALD_BASE_URL")),
         # Check the SMTP server's certificate on TLS/SSL (set 0 for an intranet server with its own CA)
         "HERALD_SMTP_VERIFY_TLS": _bool(env.get("HERALD_SMTP_VERIFY_TLS"), True),
-        # Delivery: per-request timeout, parallel sends, retries (see the README's configuration table)
+        # Delivery: per-connect/read timeout, one deadline per send, parallel sends, how long a state change
+        # waits for its first attempts, retries (see the README's configuration table)
         "HERALD_HTTP_TIMEOUT": float(env.get("HERALD_HTTP_TIMEOUT") or 10),
+        "HERALD_SEND_DEADLINE": float(env.get("HERALD_SEND_DEADLINE") or 30),
         "HERALD_NOTIFY_WORKERS": int(env.get("HERALD_NOTIFY_WORKERS") or 16),
+        "HERALD_NOTIFY_WAIT": float(env.get("HERALD_NOTIFY_WAIT") or 3),
+        # waitress threads (make run passes the same number); with the senders it sizes the database pool
+        "HERALD_WEB_THREADS": int(env.get("HERALD_WEB_THREADS") or 8),
         "HERALD_RETRY_MAX_ATTEMPTS": int(env.get("HERALD_RETRY_MAX_ATTEMPTS") or 6),
         "HERALD_RETRY_MAX_AGE": float(env.get("HERALD_RETRY_MAX_AGE") or 3600),
         "HERALD_RETRY_BASE_DELAY": float(env.get("HERALD_RETRY_BASE_DELAY") or 2),
         "HERALD_RETRY_MAX_DELAY": float(env.get("HERALD_RETRY_MAX_DELAY") or 300),
         "HERALD_RETRY_POLL_SECONDS": float(env.get("HERALD_RETRY_POLL_SECONDS") or 5),
         "HERALD_RETRY_WORKER": _bool(env.get("HERALD_RETRY_WORKER"), True),
-        # A send in progress is another process's for 4 × HERALD_HTTP_TIMEOUT + this; after that it is orphaned
+        # A send in progress is another process's for HERALD_SEND_DEADLINE + this; after that it is orphaned
         "HERALD_LEASE_GRACE_SECONDS": float(env.get("HERALD_LEASE_GRACE_SECONDS") or 30),
         "HERALD_BLOCK_PRIVATE_DESTINATIONS": _bool(env.get("HERALD_BLOCK_PRIVATE_DESTINATIONS")),
         # How many reverse proxies in front set X-Forwarded-For/-Proto (0: none, trust no such header)
@@ -63,7 +85,7 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "HERALD_TRUSTED_PROXY": env.get("HERALD_TRUSTED_PROXY") or "*",
         "HERALD_LOGIN_MAX_FAILURES": int(env.get("HERALD_LOGIN_MAX_FAILURES") or 5),
         "HERALD_LOGIN_LOCKOUT_SECONDS": int(env.get("HERALD_LOGIN_LOCKOUT_SECONDS") or 900),
-        # Upgrade the schema at start; set 0 to run `flask --app wsgi db upgrade` yourself
+        # Upgrade the schema at start; set 0 to run `herald db upgrade` yourself
         "HERALD_AUTO_MIGRATE": _bool(env.get("HERALD_AUTO_MIGRATE"), True),
         "SESSION_COOKIE_SECURE": (env.get("HERALD_BASE_URL") or "").startswith("https://"),
         "REMEMBER_COOKIE_SECURE": (env.get("HERALD_BASE_URL") or "").startswith("https://"),
@@ -76,3 +98,14 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         # CSRF tokens live as long as the session: an operator editing a long form must not lose it
         "WTF_CSRF_TIME_LIMIT": None,
     }
+
+
+def engine_options(config) -> dict:
+    """A connection for every web thread, every sender and the worker, so none waits on another's."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return {}  # one shared in-memory connection (StaticPool): nothing to size
+    size = int(config["HERALD_WEB_THREADS"]) + int(config["HERALD_NOTIFY_WORKERS"]) + 2
+    return {"pool_size": size, "max_overflow": 4, "pool_timeout": 10, "pool_pre_ping": False}

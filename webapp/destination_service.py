@@ -8,6 +8,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from .crypto import SecretsUnreadable
+from .delivery.notifier import get_notifier
 from .extensions import db
 from .json_input import InvalidInput, form_errors, reject_unknown, to_formdata, type_schema
 from .models import Destination
@@ -52,14 +53,14 @@ def make_form(dtype, destination: Destination | None = None, kept_secrets=None, 
         stored_secrets=secrets.keys() if kept_secrets is None else kept_secrets,
         stored_options=dict(destination.options) if destination else {},
         secrets_sent_to=dtype.secrets_sent_to,
+        stored_addresses={k: v for k, v in secrets.items() if k in (dtype.secrets_sent_to or ())},
         **form_kwargs,
     )
 
 
-def edit_form(dtype, destination: Destination):
-    """The settings page's edit form, filled in with the stored (public) options."""
-    data = {"name": destination.name, "enabled": destination.enabled, **public_options(destination)}
-    return make_form(dtype, destination, data=data)
+def edit_data(destination: Destination) -> dict:
+    """What the settings page's edit form starts with: the stored (public) options, never a secret."""
+    return {"name": destination.name, "enabled": destination.enabled, **public_options(destination)}
 
 
 def explain_lost_secrets(form, destination: Destination | None) -> None:
@@ -91,7 +92,8 @@ def form_from_json(dtype, body: dict, destination: Destination | None):
     boolean_names = ["enabled"] + [f["name"] for f in fields if f["type"] == "boolean"]
     secrets = stored_secrets(destination)
     form = make_form(dtype, destination, kept_secrets=[k for k in secrets if not options.get(k)],
-                     formdata=to_formdata(merged, booleans=boolean_names), meta={"csrf": False})
+                     formdata=to_formdata(merged, booleans=boolean_names, lists=dtype.list_options),
+                     meta={"csrf": False})
     if not form.validate():
         explain_lost_secrets(form, destination)
         raise InvalidInput(422, "The destination is not valid.", form_errors(form))
@@ -138,25 +140,36 @@ def lost_secrets_error(destination: Destination) -> InvalidInput:
     return InvalidInput(409, SECRETS_LOST, {name: [SECRET_LOST_FIELD] for name in names})
 
 
-def send_test(dtype, destination: Destination | None, form=None) -> tuple[dict | None, dict]:
-    """A test notification: with a form's (unsaved) values, else the stored settings. (outcome, problems): with
-    problems (field → messages) nothing was sent. InvalidInput 409 when stored secrets cannot be decrypted."""
-    from .delivery.notifier import Notifier
+def config_from_form(form, destination: Destination | None) -> tuple[dict | None, dict]:
+    """(the config a form's unsaved values send with, problems): blank secrets keep their stored value only where
+    the form allows it (see DestinationForm.kept_secrets_stay); with problems (field → messages) there is no config."""
+    problems = form.validate_options()
+    if problems:
+        explain_lost_secrets(form, destination)
+        return None, {name: form[name].errors for name in problems}
+    options, secrets = form.split_options(stored_secrets(destination))
+    return with_userinfo(options, secrets), {}
 
+
+def send_test(dtype, destination: Destination | None, form=None, name: str | None = None,
+              on_failure=None) -> tuple[dict | None, dict]:
+    """A test notification: with a form's (unsaved) values, else the stored settings. (outcome, problems): with
+    problems (field → messages) nothing was sent. InvalidInput 409 when stored secrets cannot be decrypted.
+
+    `name` overrides the destination's name in the message; `on_failure(outcome, config)` may reword a failure."""
     if form is not None:
-        problems = form.validate_options()
+        config, problems = config_from_form(form, destination)
         if problems:
-            explain_lost_secrets(form, destination)
-            return None, {name: form[name].errors for name in problems}
-        options, secrets = form.split_options(stored_secrets(destination))
-        config = with_userinfo(options, secrets)
-        name = form.name.data or (destination.name if destination else "")
+            return None, problems
+        name = name or form.name.data or (destination.name if destination else "")
     else:
         if secrets_lost(destination):
             raise lost_secrets_error(destination)
-        config, name = destination.config, destination.name
-    outcome = Notifier(current_app._get_current_object()).send_test(
+        config, name = destination.config, name or destination.name
+    outcome = get_notifier(current_app._get_current_object()).send_test(
         dtype, config, name=name, destination_id=destination.id if destination else None)
+    if on_failure is not None and outcome["status"] != "sent":
+        on_failure(outcome, config)
     return outcome, {}
 
 

@@ -103,12 +103,12 @@ def parse_json(raw: bytes | str, nul: bool = False, what: str = "The body", hint
     return data
 
 
-# Options that take several values; JSON may give them as a list of strings instead of one comma-separated text
-LIST_OPTIONS = {"tags", "responders", "addresses"}
+def to_formdata(values: dict, booleans=(), id_lists=(), rename: dict | None = None, lists=()) -> MultiDict:
+    """JSON values as the strings a browser would post; unsupported shapes are refused naming the field.
 
-
-def to_formdata(values: dict, booleans=(), id_lists=(), rename: dict | None = None) -> MultiDict:
-    """JSON values as the strings a browser would post; unsupported shapes are refused naming the field."""
+    `lists` name the options that take several values (a type's `list_options`): JSON may give them as a list
+    of strings instead of one comma-separated text.
+    """
     data = MultiDict()
     problems = {}
     for key, value in values.items():
@@ -132,7 +132,7 @@ def to_formdata(values: dict, booleans=(), id_lists=(), rename: dict | None = No
             data.add(key, repr(value) if isinstance(value, float) else str(value))
         elif isinstance(value, str):
             data.add(key, value)
-        elif key in LIST_OPTIONS and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        elif key in lists and isinstance(value, list) and all(isinstance(v, str) for v in value):
             data.add(key, ", ".join(value))
         else:
             problems[name] = ["Must be a string."]

@@ -94,6 +94,12 @@ def delivery_app(database_url, smtp_server):
     })
     with app.app_context():
         yield app
+        worker = app.extensions.get("herald_delivery_worker")
+        if worker is not None:
+            worker.stop()
+        notifier = app.extensions.get("herald_notifier")
+        if notifier is not None:
+            notifier.close()
         db.session.remove()
         db.engine.dispose()  # PostgreSQL counts connections; leave none behind
 
@@ -135,3 +141,82 @@ def make_destination(delivery_app):
         return destination
 
     return make
+
+
+class Served:
+    """An app served by waitress on a loopback port, as `make run` serves it, with an admin's API token."""
+
+    def __init__(self, app, server, token):
+        self.app, self.server, self.token = app, server, token
+        self.url = f"http://127.0.0.1:{server.effective_port}"
+
+    def client(self):
+        """A keep-alive API client of its own, as a monitoring system or script holds one."""
+        import requests
+
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.token}"
+        return session
+
+    def api(self, method: str, path: str, client=None, **kwargs):
+        import requests
+
+        if client is not None:
+            return client.request(method, self.url + path, timeout=kwargs.pop("timeout", 30), **kwargs)
+        return requests.request(method, self.url + path, headers={"Authorization": f"Bearer {self.token}"},
+                                timeout=kwargs.pop("timeout", 30), **kwargs)
+
+
+@pytest.fixture
+def served(delivery_app):
+    """delivery_app under waitress (8 threads) with its delivery worker running and an admin API token."""
+    import threading
+
+    from waitress import create_server
+
+    from helpers import ADMIN_EMAIL, ADMIN_PASSWORD, create_user
+    from webapp.extensions import db
+    from webapp.models import ApiToken, User
+
+    create_user(delivery_app, ADMIN_EMAIL, ADMIN_PASSWORD, "admin")
+    row, token = ApiToken.issue(User.by_email(ADMIN_EMAIL), "tests")
+    db.session.add(row)
+    db.session.commit()
+    server = create_server(delivery_app, host="127.0.0.1", port=0, threads=8)
+
+    def serve():
+        try:
+            server.run()
+        except OSError:  # the socket closed under the loop at teardown
+            pass
+
+    thread = threading.Thread(target=serve, name="waitress", daemon=True)
+    thread.start()
+    yield Served(delivery_app, server, token)
+    server.close()
+    thread.join(5)
+
+
+def configure_delivery(app, **config):
+    """Set delivery settings before the app's notifier is made (it reads them once)."""
+    app.config.update(config)
+    app.extensions.pop("herald_notifier", None)
+
+
+def start_worker(app, poll: float = 0.2):
+    from webapp import start_delivery_worker
+
+    app.config["HERALD_RETRY_POLL_SECONDS"] = poll
+    return start_delivery_worker(app)
+
+
+def wait_until(condition, seconds: float = 15, message: str = "the condition never held"):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)

@@ -279,3 +279,70 @@ def test_dropped_connection_is_retryable(delivery_app, config, ctx, trigger):
     finally:
         server.close()
     assert failure.value.retryable and "closed the connection" in failure.value.message
+
+
+# -- long lines: RFC 5322 §2.1.1 allows at most 998 octets per line --------------------------------------------------
+class RawHandler:
+    """Keeps each message's bytes exactly as they crossed the wire (aiosmtpd refuses lines over 1000 octets)."""
+
+    def __init__(self):
+        self.raw = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.raw.append(envelope.original_content)
+        return "250 OK"
+
+
+@pytest.fixture
+def raw_smtp(delivery_app):
+    from aiosmtpd.controller import Controller
+
+    handler = RawHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    delivery_app.config["MAIL_PORT"] = controller.port
+    delivery_app.extensions["mail"].port = controller.port
+    yield handler
+    controller.stop()
+
+
+@pytest.mark.parametrize("description", [
+    pytest.param("Disk almost full; writes will stop. " * 278, id="10,000 ascii characters on one line"),
+    pytest.param("Диск почти заполнен — запись остановится 💾 " * 240, id="10,000 non-ascii characters"),
+    pytest.param(("x" * 1500 + "\n") * 6, id="several long lines"),
+])
+def test_a_long_description_arrives_with_short_lines_and_reads_the_same(delivery_app, raw_smtp, ctx, trigger,
+                                                                         description):
+    import email
+    import email.policy
+
+    result = Email.send({"addresses": "ops@example.com", "subject_template": "", "body_template": ""},
+                        replace(trigger, description=description), ctx)
+
+    assert result.status_code == 250
+    [raw] = raw_smtp.raw
+    lines = raw.split(b"\r\n")
+    assert max(len(line) for line in lines) <= 78  # well within 998: quoted-printable folds at 76
+    assert raw.isascii()  # 7-bit: no 8BITMIME needed, whatever the server offers
+    mail = email.message_from_bytes(raw, policy=email.policy.default)
+    text, html_part = mail.get_body(("plain",)), mail.get_body(("html",))
+    assert text["Content-Transfer-Encoding"] == html_part["Content-Transfer-Encoding"] == "quoted-printable"
+    # What a mail client shows is exactly what was sent (MIME text writes its line breaks as CRLF)
+    assert description in text.get_content().replace("\r\n", "\n")
+    import html
+
+    assert html.escape(description) in html_part.get_content().replace("\r\n", "\n")
+
+
+def test_a_reminder_threads_under_the_trigger_and_the_recovery_ends_the_thread(delivery_app, smtp_server, config,
+                                                                                ctx, trigger, recovery):
+    sent = Email.send(config, trigger, ctx)
+    refs = {**sent.remember}
+    reminder = Email.send(config, replace(trigger, renotify=True), SendContext(timeout=3, refs=refs))
+    assert reminder.remember == {}  # the trigger's Message-ID stays the thread's root
+    closed = Email.send(config, recovery, SendContext(timeout=3, refs=refs))
+    assert closed.remember == {"email_message_id": None}  # forgotten: the next episode starts a new thread
+
+    first, second, third = (entry["message"] for entry in smtp_server.messages)
+    assert second["In-Reply-To"] == third["In-Reply-To"] == first["Message-ID"]
+    assert second["References"] == first["Message-ID"]

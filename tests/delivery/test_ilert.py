@@ -85,3 +85,16 @@ def test_throttling_and_server_errors_are_retryable(httpserver, config, ctx, tri
     with pytest.raises(DeliveryError) as failure:
         Ilert.send(config, trigger, ctx)
     assert failure.value.retryable and failure.value.retry_after == 15
+
+
+@pytest.mark.parametrize("severity, priority", [("critical", "HIGH"), ("error", "HIGH"), ("warning", "LOW"),
+                                                ("info", "LOW")])
+def test_priority_follows_the_alerts_severity_unless_fixed(httpserver, config, ctx, trigger, severity, priority):
+    from dataclasses import replace
+
+    httpserver.expect_request("/api/events", method="POST").respond_with_json({"responseCode": "NEW"}, status=202)
+    n = replace(trigger, severity=severity)
+    Ilert.send({**config, "priority": ""}, n, ctx)
+    Ilert.send({k: v for k, v in config.items() if k != "priority"}, n, ctx)
+    Ilert.send(config, n, ctx)  # fixed at HIGH
+    assert [r.get_json()["priority"] for r, _ in httpserver.log] == [priority, priority, "HIGH"]

@@ -8,7 +8,8 @@ from webapp import create_app
 from webapp.destinations import REGISTRY
 from webapp.extensions import db
 from webapp.models import Delivery
-from webapp.delivery.notifier import Notifier, NotifierSettings, RetryPolicy, RetryWorker
+from webapp.delivery.notifier import Notifier, NotifierSettings, RetryPolicy
+from webapp.delivery.worker import Worker
 
 KEY = "0123456789abcdef0123456789abcdef"
 FAST_RETRIES = NotifierSettings(timeout=2, policy=RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05))
@@ -83,11 +84,10 @@ def test_429_retry_after_is_honoured(delivery_app, make_destination, receivers, 
 
     server.expect_request("/v2/enqueue").respond_with_handler(handler)
     destination = pagerduty(make_destination, server)
-    worker = RetryWorker(delivery_app, interval=0.05)
-    worker.notifier.settings = FAST_RETRIES
-    worker.start()
+    notifier = Notifier(delivery_app, FAST_RETRIES)
+    worker = Worker(delivery_app, notifier, interval=0.05).start()
     try:
-        [outcome] = Notifier(delivery_app, FAST_RETRIES).notify([destination], trigger)
+        [outcome] = notifier.notify([destination], trigger)
         assert outcome["status"] == "retrying" and outcome["status_code"] == 429
         deadline = time.monotonic() + 10
         while deliveries()[0].status != "sent":
@@ -146,7 +146,7 @@ def test_a_retry_pending_at_shutdown_is_delivered_after_the_next_start(delivery_
     # A new process: a new app on the same database file, its worker started as `make run` does
     restarted = create_app({**delivery_app.config, "HERALD_RETRY_POLL_SECONDS": 0.05, "TESTING": False,
                             "HERALD_RETRY_BASE_DELAY": 0.01})
-    worker = restarted.extensions["herald_retry_worker"]
+    worker = restarted.extensions["herald_delivery_worker"]
     try:
         deadline = time.monotonic() + 10
         while deliveries()[0].status != "sent":

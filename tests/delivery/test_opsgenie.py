@@ -100,3 +100,36 @@ def test_rate_limit_and_server_errors_are_retryable(httpserver, config, ctx, rec
         OpsGenie.send(config, recovery, ctx)
     assert failure.value.retryable and failure.value.status_code == status
     assert failure.value.retry_after == 20
+
+
+@pytest.mark.parametrize("severity, priority", [("critical", "P1"), ("error", "P2"), ("warning", "P3"), ("info", "P5")])
+def test_priority_follows_the_alerts_severity_unless_fixed(httpserver, config, ctx, trigger, severity, priority):
+    httpserver.expect_request("/v2/alerts", method="POST").respond_with_json(ACCEPTED, status=202)
+    n = replace(trigger, severity=severity)
+    OpsGenie.send({**config, "priority": ""}, n, ctx)  # "From the alert", the form's default
+    OpsGenie.send({k: v for k, v in config.items() if k != "priority"}, n, ctx)  # stored before the option existed
+    OpsGenie.send(config, n, ctx)  # fixed at P2
+    assert [r.get_json()["priority"] for r, _ in httpserver.log] == [priority, priority, "P2"]
+
+
+def test_line_breaks_in_the_name_fold_into_a_one_line_message(httpserver, config, ctx, trigger):
+    httpserver.expect_request("/v2/alerts", method="POST").respond_with_json(ACCEPTED, status=202)
+    OpsGenie.send(config, replace(trigger, alert_name="Disk\nfull\r\n\ton\u2028db-01"), ctx)
+    alert = httpserver.log[0][0].get_json()
+    assert alert["message"] == "TRIGGERED: Disk full on db-01" and alert["entity"] == "Disk full on db-01"
+
+
+def test_jsm_sends_the_same_alert_to_atlassians_integration_api(httpserver, ctx, trigger, recovery):
+    jsm = REGISTRY["jsm"]
+    assert jsm.form.api_url.kwargs["default"] == "https://api.atlassian.com/jsm/ops/integration"
+    config = {"api_key": KEY, "priority": "", "tags": "", "responders": "",
+              "api_url": httpserver.url_for("/jsm/ops/integration")}
+    httpserver.expect_request("/jsm/ops/integration/v2/alerts", method="POST").respond_with_json(ACCEPTED, status=202)
+    httpserver.expect_request("/jsm/ops/integration/v2/alerts/herald-alert-42/close", method="POST",
+                              query_string={"identifierType": "alias"}).respond_with_json(ACCEPTED, status=202)
+    jsm.send(config, replace(trigger, severity="info"), ctx)
+    jsm.send(config, recovery, ctx)
+    (create, _), (close, _) = httpserver.log
+    assert create.headers["Authorization"] == close.headers["Authorization"] == f"GenieKey {KEY}"
+    assert create.get_json()["alias"] == "herald-alert-42" and create.get_json()["priority"] == "P5"
+    assert close.args.to_dict() == {"identifierType": "alias"}

@@ -63,3 +63,12 @@ def test_rate_limit_is_retryable(httpserver, config, ctx, trigger):
     with pytest.raises(DeliveryError) as failure:
         PagerDuty.send(config, trigger, ctx)
     assert failure.value.retryable and failure.value.retry_after == 30
+
+
+def test_line_breaks_in_the_name_fold_into_a_one_line_summary(httpserver, config, ctx, trigger):
+    from dataclasses import replace
+
+    accepted(httpserver)
+    PagerDuty.send(config, replace(trigger, alert_name="Disk\nfull\r\non\u2029db-01\x0b"), ctx)
+    payload = httpserver.log[0][0].get_json()["payload"]
+    assert payload["summary"] == "TRIGGERED: Disk full on db-01" and payload["component"] == "Disk full on db-01"

@@ -89,7 +89,8 @@ def test_a_server_killed_mid_send_delivers_everything_after_restart(database_url
         return Response('{"status":"success"}', status=202, content_type="application/json")
 
     receiver.expect_request("/v2/enqueue", method="POST").respond_with_handler(slow_pagerduty)
-    env = environment(database_url, HERALD_HTTP_TIMEOUT=2, HERALD_LEASE_GRACE_SECONDS=1, HERALD_RETRY_POLL_SECONDS=0.2,
+    env = environment(database_url, HERALD_HTTP_TIMEOUT=2, HERALD_SEND_DEADLINE=3, HERALD_LEASE_GRACE_SECONDS=1,
+                      HERALD_RETRY_POLL_SECONDS=0.2,
                       HERALD_RETRY_BASE_DELAY=0.2)
     flask(env, "db", "upgrade")
     token = admin_token(env)

@@ -134,3 +134,12 @@ def test_rollup_error_is_retryable(httpserver, config, ctx, trigger):
     with pytest.raises(DeliveryError) as failure:
         Slack.send(config, trigger, ctx)
     assert failure.value.retryable and failure.value.status_code == 500
+
+
+def test_line_breaks_in_the_name_fold_into_a_one_line_header(httpserver, config, ctx, trigger):
+    ok(httpserver)
+    Slack.send(config, replace(trigger, alert_name="Disk\nfull\r\non\u2028db-01"), ctx)
+    _, body = received(httpserver)
+    header = next(b for b in all_blocks(body) if b["type"] == "header")["text"]["text"]
+    assert header == ":red_circle: TRIGGERED: Disk full on db-01"
+    assert body["text"] == ":red_circle: TRIGGERED: Disk full on db-01"

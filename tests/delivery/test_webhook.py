@@ -33,8 +33,16 @@ DEFAULT_TRIGGER = {
         "id": 42, "name": "CPU > 90% on web-01", "state": "triggered", "previous_state": "ok", "severity": "critical",
         "description": "CPU above 90% for 5 minutes.", "url": "https://herald.example.com/alerts/42",
         "value": 93.5, "threshold": 90, "occurred_at": "2026-11-26T10:15:00Z", "test": False,
+        # Redash's fields (no stored alert behind this notification: the times are the event's)
+        "title": "TRIGGERED: CPU > 90% on web-01",
+        "options": {"op": None, "value": 90, "column": "value", "muted": False,
+                    "custom_subject": "TRIGGERED: CPU > 90% on web-01", "custom_body": "CPU above 90% for 5 minutes."},
+        "created_at": "2026-11-26T10:15:00Z", "updated_at": "2026-11-26T10:15:00Z",
+        "last_triggered_at": "2026-11-26T10:15:00Z", "rearm": None,
     },
     "url_base": "https://herald.example.com",
+    "metadata": {"source": "Herald", "event": "trigger", "dedup_key": "herald-alert-42", "renotify": False,
+                 "Scheduled": False},
 }
 
 
@@ -126,7 +134,8 @@ def move(payload, text):
 
 def test_documented_example():
     assert move(DEFAULT_TRIGGER, "event:type,url_base:apica_url") == {
-        "type": "alert_state_change", "alert": DEFAULT_TRIGGER["alert"], "apica_url": "https://herald.example.com"}
+        "type": "alert_state_change", "alert": DEFAULT_TRIGGER["alert"], "apica_url": "https://herald.example.com",
+        "metadata": DEFAULT_TRIGGER["metadata"]}
 
 
 def test_input_is_not_modified():
@@ -186,3 +195,52 @@ def test_empty_mapper_changes_nothing():
 def test_bad_pairs_are_refused_by_the_parser():
     with pytest.raises(ValueError):
         parse_field_mapper("a:b,c")
+
+
+# --- a receiver written for Redash's webhook --------------------------------------------------------------------
+REDASH_ALERT_FIELDS = {"id", "name", "options", "state", "last_triggered_at", "updated_at", "created_at", "rearm",
+                       "title", "description"}
+
+
+def redash_receiver(payload: dict) -> str:
+    """What a typical receiver of Redash's webhook does with the body (it reads these keys and no others)."""
+    alert, options = payload["alert"], payload["alert"]["options"]
+    assert payload["event"] == "alert_state_change" and isinstance(payload["metadata"], dict)
+    when = alert["last_triggered_at"] or alert["updated_at"]
+    return (f"{alert['title']} [{alert['state']}] {options['op']} {options['value']} muted={options['muted']} "
+            f"rearm={alert['rearm']} since {when} created {alert['created_at'][:10]} {payload['url_base']}")
+
+
+def test_a_receiver_written_for_redash_works_unchanged(delivery_app, receivers):
+    from helpers import ADMIN_EMAIL, ADMIN_PASSWORD, create_user
+
+    server = receivers()
+    server.expect_request(PATH, method="POST").respond_with_data("ok")
+    create_user(delivery_app, ADMIN_EMAIL, ADMIN_PASSWORD, "admin")
+    token = delivery_app.test_cli_runner().invoke(args=["create-token", ADMIN_EMAIL]).output.strip().splitlines()[-1]
+    client = delivery_app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    destination = client.post("/api/destinations", headers=headers, json={
+        "name": "Redash receiver", "type": "webhook", "options": {"url": server.url_for(PATH)}}).get_json()
+    alert = client.post("/api/alerts", headers=headers, json={
+        "name": "Queue depth", "destination_ids": [destination["id"]], "rearm_seconds": 3600,
+        "condition": {"op": ">", "threshold": 100}}).get_json()
+
+    assert client.post(f"/api/alerts/{alert['id']}/value", headers=headers, json={"value": 250}).status_code == 200
+    assert client.post(f"/api/alerts/{alert['id']}/value", headers=headers, json={"value": 3}).status_code == 200
+
+    trigger, recovery = (request.get_json() for request, _ in server.log)
+    assert REDASH_ALERT_FIELDS <= set(trigger["alert"]) and "metadata" in trigger
+    summary = redash_receiver(trigger)
+    assert summary.startswith("TRIGGERED: Queue depth [triggered] > 100.0 muted=False rearm=3600 since 20")
+    assert trigger["alert"]["created_at"] == alert["created_at"].replace("+00:00", "Z")
+    from datetime import datetime
+
+    def moment(text):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    assert abs(moment(trigger["alert"]["last_triggered_at"]) - moment(trigger["alert"]["occurred_at"])).total_seconds() < 5
+    # Herald's own fields are all still there
+    assert {"severity", "previous_state", "url", "value", "threshold", "occurred_at"} <= set(trigger["alert"])
+    assert redash_receiver(recovery).startswith("RESOLVED: Queue depth [ok] > 100.0")
+    assert recovery["alert"]["last_triggered_at"] == trigger["alert"]["last_triggered_at"]

@@ -7,7 +7,7 @@ from .. import alerts as alert_service
 from ..extensions import db
 from ..json_input import reject_unknown, validated_alert_form
 from ..models import Alert, Delivery
-from . import ApiError, bp, json_body
+from . import ApiError, bp, error_response, json_body
 
 MAX_PER_PAGE = 200
 
@@ -73,7 +73,14 @@ def delete_alert(alert_id: int):
     return "", 204
 
 
-def _change_response(result):
+def _change_response(change):
+    """Run the change; 503 (nothing written, safe to retry) when it could not be recorded."""
+    try:
+        result = change(current_app._get_current_object())
+    except alert_service.ChangeNotRecorded as exc:
+        response, status = error_response(503, str(exc))
+        response.headers["Retry-After"] = "1"
+        return response, status
     return jsonify({
         "alert": alert_json(result.alert),
         "previous_state": result.previous_state,
@@ -92,9 +99,8 @@ def set_alert_state(alert_id: int):
     state = body.get("state")
     if state not in ("triggered", "ok"):
         raise ApiError(422, "state must be \"triggered\" or \"ok\".", {"state": ["Must be \"triggered\" or \"ok\"."]})
-    result = alert_service.set_state(current_app._get_current_object(), alert, state, source="api",
-                                     actor=g.api_user.email)
-    return _change_response(result)
+    return _change_response(lambda app: alert_service.set_state(app, alert, state, source="api",
+                                                                actor=g.api_user.email))
 
 
 @bp.post("/alerts/<int:alert_id>/value")
@@ -108,9 +114,8 @@ def submit_alert_value(alert_id: int):
     if alert.condition is None:
         raise ApiError(409, "This alert has no condition to check a value against.",
                        {"value": ["The alert has no condition."]})
-    result = alert_service.submit_value(current_app._get_current_object(), alert, float(value), actor=g.api_user.email,
-                                        source="api")
-    return _change_response(result)
+    return _change_response(lambda app: alert_service.submit_value(app, alert, float(value), actor=g.api_user.email,
+                                                                   source="api"))
 
 
 def _positive_int_arg(name: str, default: int | None = None, maximum: int | None = None) -> int | None:

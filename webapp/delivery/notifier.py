@@ -1,31 +1,48 @@
-"""Deliver notifications to destinations: parallel first attempts, stored retries, a log of every attempt.
+"""Deliver notifications: an outbox staged with each state change, sent by a bounded pool in this process.
+
+- stage() adds one Delivery row per destination to the caller's transaction, so a state change and its
+  deliveries commit together or not at all. dispatch() hands the committed rows to the pool.
+- Deliveries of one alert to one destination are attempted in id order: a row is never claimed while an
+  earlier one of the same pair is pending or retrying. A recovery supersedes an undelivered trigger at
+  vendors that open incidents, so the vendor's last word is always the alert's current state.
+- A row is claimed (a conditional UPDATE that takes its lease and counts the attempt) just before it is
+  sent; the send holds no database connection and ends within its deadline, which is shorter than the
+  lease; only the claim that still holds the lease may write the result.
 
 Plain Python: it needs a Flask app only for the database session and Flask-Mail, and knows nothing of views.
 """
 import logging
+import os
 import random
+import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
 
 from ..crypto import SecretsUnreadable
+from ..dbtypes import utcnow
 from ..destinations import REGISTRY
 from ..extensions import db
 from ..metrics import DELIVERIES, DELIVERY_LATENCY, failure_reason
-from ..models import Delivery, DeliveryRef, Destination
+from ..models import Destination
+from .models import Delivery, DeliveryRef
 from .notification import Notification, make_test_notification
-from .transport import DeliveryError, SendContext, redact
+from .transport import DeliveryError, SendContext, SendResult, redact
 
 log = logging.getLogger(__name__)
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+ACTIVE = ("pending", "retrying")
+SUPERSEDED = "Superseded: the alert recovered before this trigger was delivered, so the recovery is sent instead."
+NOTHING_OPENED = ("Not sent: the trigger it would close was superseded before its first attempt, so nothing "
+                  "was opened at the vendor.")
 
 
 @dataclass(frozen=True)
@@ -45,7 +62,8 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class NotifierSettings:
-    timeout: float = 10.0
+    timeout: float = 10.0  # each connect and read
+    deadline: float = 30.0  # one whole send: DNS, connect, TLS, every read, both requests of a two-step resolve
     workers: int = 16
     policy: RetryPolicy = RetryPolicy()
     block_private: bool = False
@@ -53,14 +71,14 @@ class NotifierSettings:
 
     @property
     def lease(self) -> timedelta:
-        # Longer than any one send can take (connect + read timeouts, SMTP's several round trips); once it
-        # has passed, the sender is taken to have died and any worker may send the row
-        return timedelta(seconds=self.timeout * 4 + self.lease_grace)
+        # Longer than a send can last (its deadline): once it has passed, the sender is taken to have died
+        return timedelta(seconds=self.deadline + self.lease_grace)
 
     @classmethod
     def from_config(cls, config) -> "NotifierSettings":
         return cls(
             timeout=float(config["HERALD_HTTP_TIMEOUT"]),
+            deadline=float(config["HERALD_SEND_DEADLINE"]),
             workers=int(config["HERALD_NOTIFY_WORKERS"]),
             block_private=bool(config["HERALD_BLOCK_PRIVATE_DESTINATIONS"]),
             lease_grace=float(config["HERALD_LEASE_GRACE_SECONDS"]),
@@ -73,62 +91,267 @@ class NotifierSettings:
         )
 
 
+@dataclass(frozen=True)
+class Target:
+    """A destination as staging needs it, read in the state change's transaction."""
+
+    id: int
+    name: str
+    type: str
+    enabled: bool
+    config: dict | None = None  # decrypted, for a first attempt sent straight from staging; None: unreadable
+
+    @classmethod
+    def of(cls, destination: Destination) -> "Target":
+        try:
+            config = destination.config if destination.enabled else None
+        except SecretsUnreadable:
+            config = None  # the sender reads the row again and records why it cannot send
+        return cls(destination.id, destination.name, destination.type, destination.enabled, config)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A delivery as staging wrote it, kept in plain values: after the commit the ORM row would be re-read,
+    and by then another worker may have claimed it under a token of its own. A row claimed at staging
+    carries its whole first attempt (`job`), so that attempt needs no database read before it is sent."""
+
+    id: int
+    token: str | None
+    status: str
+    destination_id: int
+    destination_name: str
+    type: str
+    event: str
+    detail: str | None = None
+    job: "Job | None" = None
+    lease_until: datetime | None = None
+
+    def outcome(self, status: str | None = None) -> dict:
+        """The delivery as the caller may report it before its first attempt has finished."""
+        return {"delivery_id": self.id, "destination_id": self.destination_id, "destination_name": self.destination_name,
+                "type": self.type, "event": self.event, "status": status or self.status, "status_code": None,
+                "attempts": 0 if self.job is None else 1, "error": None, "detail": self.detail,
+                "next_attempt_at": None}
+
+
+@dataclass
+class Job:
+    """Everything one attempt needs, read before the send so that no database connection is held during it."""
+
+    delivery_id: int
+    token: str
+    attempt: int
+    event: str
+    alert_id: int | None
+    destination_id: int | None
+    destination_name: str
+    dtype: type
+    config: dict
+    notification: Notification
+    refs: dict
+    created_at: datetime
+
+
+@dataclass
+class Outcome:
+    status: str  # sent, retrying, failed, skipped
+    status_code: int | None = None
+    error: str | None = None
+    detail: str | None = None
+    next_attempt_at: datetime | None = None
+    duration_ms: int | None = None
+    remember: dict | None = None
+
+    def as_dict(self, job: "Job") -> dict:
+        """The same shape as Delivery.to_outcome(), from what this process just wrote."""
+        return {"delivery_id": job.delivery_id, "destination_id": job.destination_id,
+                "destination_name": job.destination_name, "type": job.dtype.type, "event": job.event,
+                "status": self.status, "status_code": self.status_code, "attempts": job.attempt, "error": self.error,
+                "detail": self.detail, "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at
+                else None}
+
+
+@dataclass
+class RunResult:
+    first: dict | None = None  # the outcome of the row the task was started for, once recorded
+    attempted: int = 0
+
+
 class Notifier:
+    """Stages, claims, sends and records deliveries for one app, on a bounded pool of sender threads."""
+
     def __init__(self, app, settings: NotifierSettings | None = None):
         self.app = app
         self.settings = settings or NotifierSettings.from_config(app.config)
-        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._pool: ThreadPoolExecutor | None = None
+        # Reentrant: a future that is already done runs its done-callback (which takes the lock) at once
+        self._lock = threading.RLock()
+        self._queued: dict[int, Future] = {}  # delivery id → its task, while queued or running
+        self._busy = 0
 
-    # --- entry points -------------------------------------------------------------------------------------
+    # --- staging: inside the caller's transaction ---------------------------------------------------------------
 
-    def notify(self, destinations: list[Destination], notification: Notification) -> list[dict]:
-        """Record a delivery per destination, send them all in parallel, return each one's outcome.
-
-        Every row is committed before any send starts, so a crash mid-send loses nothing: the row's lease
-        expires and the retry worker sends it.
-        """
-        now = utcnow()
-        deliveries = []
-        for destination in destinations:
-            delivery = Delivery(
-                destination_id=destination.id,
-                destination_name=destination.name,
-                destination_type=destination.type,
-                alert_id=notification.alert_id,
-                alert_name=notification.alert_name[:255],
-                event=notification.event,
-                notification=notification.to_json(),
-                created_at=now,
-                next_attempt_at=now,
-            )
-            if destination.enabled:
-                delivery.status = "pending"
-                delivery.lease_owner, delivery.lease_until = self.owner, now + self.settings.lease
+    def stage(self, targets: list[Target], notification: Notification, state_change_id: int | None = None,
+              now: datetime | None = None) -> list[Staged]:
+        """Add one delivery per target to the current transaction (flushed, not committed); dispatch() them
+        after the commit."""
+        now = now or utcnow()
+        alert_id = notification.alert_id
+        resolving = [t.id for t in targets if t.enabled and _resolves(t.type)]
+        nothing_opened: set[int] = set()
+        if notification.is_recovery and resolving:
+            self._supersede_triggers(alert_id, resolving, now)
+            nothing_opened = self._never_attempted_episodes(alert_id, resolving)
+        waiting = set(db.session.scalars(
+            select(Delivery.destination_id).distinct()
+            .where(Delivery.alert_id == alert_id, Delivery.destination_id.in_([t.id for t in targets]),
+                   Delivery.status.in_(ACTIVE)))) if targets else set()
+        payload = notification.to_json()
+        idle = self._idle_workers()
+        claimed: list[tuple[Delivery, Target]] = []
+        rows = []
+        for target in targets:
+            row = Delivery(destination_id=target.id, destination_name=target.name, destination_type=target.type,
+                           alert_id=alert_id, alert_name=notification.alert_name[:255], event=notification.event,
+                           notification=payload, created_at=now, updated_at=now, next_attempt_at=now,
+                           state_change_id=state_change_id, attempts=0)
+            if not target.enabled:
+                self._skip(row, "The destination is disabled.")
+            elif target.id in nothing_opened:
+                self._skip(row, NOTHING_OPENED)
             else:
-                delivery.status, delivery.detail, delivery.next_attempt_at = "skipped", "The destination is disabled.", None
-                DELIVERIES.labels(destination.type, "skipped", "disabled").inc()
-            deliveries.append(delivery)
-        db.session.add_all(deliveries)
-        db.session.commit()
-        ids = [d.id for d in deliveries if d.status == "pending"]
-        self._attempt_all(ids)
-        db.session.expire_all()
-        return [db.session.get(Delivery, d.id).to_outcome() for d in deliveries]
+                row.status = "pending"
+                if target.id not in waiting and idle > 0 and target.config is not None and REGISTRY.get(target.type):
+                    # Claimed as it is written: the first attempt needs no claim of its own
+                    idle -= 1
+                    row.lease_owner, row.lease_token = self.owner, uuid.uuid4().hex
+                    row.lease_until, row.attempts, row.last_attempt_at = now + self.settings.lease, 1, now
+                    claimed.append((row, target))
+            rows.append(row)
+        db.session.add_all(rows)
+        db.session.flush()
+        refs = {ref.destination_id: dict(ref.data) for ref in db.session.scalars(select(DeliveryRef).where(
+            DeliveryRef.alert_id == alert_id, DeliveryRef.destination_id.in_([t.id for _, t in claimed])))} if claimed else {}
+        jobs = {row.id: Job(delivery_id=row.id, token=row.lease_token, attempt=1, event=row.event, alert_id=alert_id,
+                            destination_id=target.id, destination_name=target.name, dtype=REGISTRY[target.type],
+                            config=target.config, notification=notification, refs=refs.get(target.id, {}),
+                            created_at=now)
+                for row, target in claimed}
+        return [Staged(row.id, row.lease_token, row.status, row.destination_id, row.destination_name,
+                       row.destination_type, row.event, row.detail, jobs.get(row.id), row.lease_until) for row in rows]
 
-    def run_due(self, limit: int = 100) -> int:
-        """Send every retry that is due, and every pending row whose sender died; return how many were tried."""
+    @staticmethod
+    def _skip(row: Delivery, why: str) -> None:
+        row.status, row.detail, row.next_attempt_at = "skipped", why, None
+        DELIVERIES.labels(row.destination_type, "skipped", "disabled" if "disabled" in why else "superseded").inc()
+
+    @staticmethod
+    def _supersede_triggers(alert_id: int, destination_ids: list[int], now: datetime) -> None:
+        """A recovery makes every undelivered, not in-flight trigger to these incident vendors pointless."""
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.alert_id == alert_id, Delivery.destination_id.in_(destination_ids),
+                   Delivery.event == "trigger", Delivery.status.in_(ACTIVE),
+                   or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
+            .values(status="skipped", detail=SUPERSEDED, next_attempt_at=None, lease_owner=None, lease_token=None,
+                    lease_until=None, updated_at=now))
+
+    @staticmethod
+    def _never_attempted_episodes(alert_id: int, destination_ids: list[int]) -> set[int]:
+        """Destinations whose triggers since their last resolve were all superseded before any attempt."""
+        last_resolve = aliased(Delivery)
+        episode_start = (select(func.coalesce(func.max(last_resolve.id), 0))
+                         .where(last_resolve.alert_id == alert_id,
+                                last_resolve.destination_id == Delivery.destination_id,
+                                last_resolve.event == "resolve")
+                         .scalar_subquery())
+        rows = db.session.execute(
+            select(Delivery.destination_id, func.max(Delivery.attempts))
+            .where(Delivery.alert_id == alert_id, Delivery.destination_id.in_(destination_ids),
+                   Delivery.event == "trigger", Delivery.id > episode_start)
+            .group_by(Delivery.destination_id)).all()
+        return {destination_id for destination_id, attempts in rows if not attempts}
+
+    # --- dispatch: after the commit ------------------------------------------------------------------------------
+
+    def dispatch(self, staged: list[Staged]) -> dict[int, Future]:
+        """Send the committed rows that are pending; each future finishes with its row's first attempt."""
+        return {row.id: self._submit(row.id, row.token, row.job, row.lease_until)
+                for row in staged if row.status == "pending"}
+
+    def first_outcomes(self, staged: list[Staged], timeout: float | None) -> list[dict]:
+        """Dispatch, wait at most `timeout` seconds, and say how each delivery stands (no database read)."""
+        futures = self.dispatch(staged)
+        self.wait(list(futures.values()), timeout)
+        outcomes = []
+        for row in staged:
+            future = futures.get(row.id)
+            first = future.result().first if future is not None and future.done() else None
+            outcomes.append(first or row.outcome())
+        return outcomes
+
+    def wait(self, futures: list[Future], timeout: float | None) -> None:
+        if futures:
+            wait(futures, timeout=timeout)
+
+    def outcomes(self, delivery_ids: list[int]) -> list[dict]:
+        if not delivery_ids:
+            return []
+        rows = db.session.scalars(select(Delivery).where(Delivery.id.in_(delivery_ids))
+                                  .execution_options(populate_existing=True)).all()
+        by_id = {row.id: row for row in rows}
+        return [by_id[i].to_outcome() for i in delivery_ids if i in by_id]
+
+    def notify(self, destinations: list[Destination], notification: Notification,
+               timeout: float | None = None) -> list[dict]:
+        """Stage, commit and send one notification to `destinations` outside any state change; wait for the
+        first attempts (at most `timeout` seconds) and return each delivery's outcome so far."""
+        rows = self.stage([Target.of(d) for d in destinations], notification)
+        db.session.commit()
+        self.wait(list(self.dispatch(rows).values()), timeout)
+        return self.outcomes([row.id for row in rows])
+
+    def run_due(self, limit: int | None = None, wait_for_them: bool = True) -> int:
+        """Send every due retry, and every pending row whose sender died, that nothing earlier holds up.
+
+        Rows are only handed to the pool here; each is claimed just before it is sent. Returns how many were
+        attempted (wait_for_them) or handed over.
+        """
+        with self._lock:
+            capacity = max(0, self.settings.workers * 2 - len(self._queued))
+            queued = set(self._queued)
+        if limit is not None:
+            capacity = min(capacity, limit)
+        if capacity == 0:
+            return 0
         now = utcnow()
-        candidates = db.session.scalars(
-            select(Delivery.id)
-            .where(Delivery.status.in_(("pending", "retrying")))
-            .where(Delivery.next_attempt_at <= now)
-            .where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
-            .order_by(Delivery.next_attempt_at)
-            .limit(limit)
-        ).all()
-        claimed = [delivery_id for delivery_id in candidates if self._claim(delivery_id, now)]
-        self._attempt_all(claimed)
-        return len(claimed)
+        ids = db.session.scalars(
+            select(Delivery.id).where(*_claimable(now)).order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(capacity + len(queued))).all()
+        db.session.commit()
+        futures = [self._submit(i, None) for i in ids if i not in queued][:capacity]
+        if not wait_for_them:
+            return len(futures)
+        wait(futures)
+        return sum(f.result().attempted for f in futures)
+
+    def drain(self, max_seconds: float = 300) -> int:
+        """Send everything that is due until nothing is (for `deliveries retry` from cron)."""
+        total, started = 0, time.monotonic()
+        while time.monotonic() - started < max_seconds:
+            tried = self.run_due()
+            total += tried
+            if not tried:
+                break
+        return total
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- test sends: synchronous, no retries ---------------------------------------------------------------------
 
     def send_test(self, destination_type, config: dict, name: str, destination_id: int | None = None) -> dict:
         """Send a marked test alert with (possibly unsaved) settings, once, no retries; log it as event 'test'.
@@ -136,187 +359,274 @@ class Notifier:
         Where the vendor opens incidents, the test incident is resolved straight after, so nothing stays open.
         """
         notification = make_test_notification(self.app.config["HERALD_BASE_URL"])
-        delivery = Delivery(
-            destination_id=destination_id, destination_name=name[:100] or "(unsaved)", destination_type=destination_type.type,
-            alert_id=None, alert_name=notification.alert_name, event="test", status="pending",
-            notification=notification.to_json(), lease_owner=self.owner, lease_until=utcnow() + self.settings.lease,
-        )
-        db.session.add(delivery)
-        db.session.commit()
-        refs = self._send_once(delivery, destination_type, config, notification, refs={}, final=True)
-        if delivery.status == "sent" and destination_type.resolves:
-            from dataclasses import replace
-
+        now = utcnow()
+        token = uuid.uuid4().hex
+        row = Delivery(
+            destination_id=destination_id, destination_name=name[:100] or "(unsaved)",
+            destination_type=destination_type.type, alert_id=None, alert_name=notification.alert_name,
+            event="test", status="pending", notification=notification.to_json(), created_at=now, updated_at=now,
+            attempts=1, last_attempt_at=now, lease_owner=self.owner, lease_token=token,
+            lease_until=now + self.settings.lease)
+        db.session.add(row)
+        db.session.flush()
+        job = Job(delivery_id=row.id, token=token, attempt=1, event="test", alert_id=None,
+                  destination_id=destination_id, destination_name=row.destination_name, dtype=destination_type,
+                  config=config, notification=notification, refs={}, created_at=now)
+        db.session.commit()  # nothing of the row is read again before the send: no connection is held during it
+        outcome = self._send(job, final=True)
+        if outcome.status == "sent" and destination_type.resolves:
             resolve = replace(notification, state="ok", previous_state="triggered")
-            self._send_once(delivery, destination_type, config, resolve, refs=refs, final=True)
-            if delivery.status == "sent":
-                delivery.detail = (delivery.detail or "") + " The test incident was resolved again."
-        db.session.commit()
-        return delivery.to_outcome()
+            second = self._send(replace(job, notification=resolve, refs=outcome.remember or {}), final=True)
+            if second.status == "sent":
+                second.detail = f"{outcome.detail or ''} The test incident was resolved again.".strip()
+            outcome = second
+        self._record(job, outcome)
+        return self.outcomes([job.delivery_id])[0]
 
-    # --- internals ----------------------------------------------------------------------------------------
+    # --- sending -------------------------------------------------------------------------------------------------
 
-    def _claim(self, delivery_id: int, now: datetime) -> bool:
-        """Take the row's lease; the conditional UPDATE makes two workers (or processes) never both win."""
-        result = db.session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id)
-            .where(Delivery.status.in_(("pending", "retrying")))
-            .where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
-            .values(lease_owner=self.owner, lease_until=now + self.settings.lease)
-        )
-        db.session.commit()
-        return result.rowcount == 1
+    def _pool_for_sends(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="herald-send")
+            return self._pool
 
-    def _attempt_all(self, delivery_ids: list[int]) -> None:
-        if not delivery_ids:
-            return
-        if len(delivery_ids) == 1:
-            self._attempt_in_context(delivery_ids[0])
-            return
-        with ThreadPoolExecutor(max_workers=min(self.settings.workers, len(delivery_ids)),
-                                thread_name_prefix="herald-send") as pool:
-            list(pool.map(self._attempt_in_context, delivery_ids))
+    def _idle_workers(self) -> int:
+        with self._lock:
+            return self.settings.workers - self._busy - max(0, len(self._queued) - self._busy)
 
-    def _attempt_in_context(self, delivery_id: int) -> None:
-        # Each thread has its own app context and so its own database session
-        with self.app.app_context():
-            try:
-                self._attempt(delivery_id)
-            except Exception:  # a bug must not stop the other destinations; the row stays leased and retried
-                log.exception("delivery %s: unexpected error", delivery_id)
+    def _submit(self, delivery_id: int, token: str | None, job: "Job | None" = None,
+                lease_until: datetime | None = None) -> Future:
+        pool = self._pool_for_sends()
+        with self._lock:
+            future = self._queued.get(delivery_id)
+            if future is None:
+                future = pool.submit(self._run, delivery_id, token, job, lease_until)
+                self._queued[delivery_id] = future
+                future.add_done_callback(lambda _f, i=delivery_id: self._forget(i))
+            return future
+
+    def _forget(self, delivery_id: int) -> None:
+        with self._lock:
+            self._queued.pop(delivery_id, None)
+
+    def _run(self, delivery_id: int, token: str | None, job: "Job | None" = None,
+             lease_until: datetime | None = None) -> "RunResult":
+        """Attempt the row, then whatever of the same alert and destination was waiting behind it."""
+        with self._lock:
+            self._busy += 1
+        result = RunResult()
+        try:
+            with self.app.app_context():
+                if job is not None and not (lease_until and utcnow() + timedelta(seconds=self.settings.deadline)
+                                            < lease_until):
+                    job = None  # queued too long: the staged lease may not outlast the send, so claim again
+                while delivery_id is not None:
+                    try:
+                        if job is None:
+                            job = self._claim(delivery_id, token)
+                        if job is None:
+                            return result
+                        result.attempted += 1
+                        outcome = self._send(job, final=False)
+                        if self._record(job, outcome) and result.attempted == 1:
+                            result.first = outcome.as_dict(job)
+                        delivery_id, token, job = self._next_in_line(job, outcome), None, None
+                    except Exception:  # a bug or a database fault must not stop the pool; the lease expires
+                        log.exception("delivery %s: unexpected error", delivery_id)
+                        db.session.rollback()
+                        return result
+        finally:
+            with self._lock:
+                self._busy -= 1
+        return result
+
+    def _claim(self, delivery_id: int, token: str | None) -> Job | None:
+        """Take the row's lease and count the attempt, or use the lease staging took; None if it is not ours."""
+        now = utcnow()
+        columns = (Delivery.attempts, Delivery.event, Delivery.alert_id, Delivery.destination_id,
+                   Delivery.destination_name, Delivery.destination_type, Delivery.notification, Delivery.created_at)
+        row = None
+        if token is not None:
+            # Staged with our lease: sendable only while the lease outlasts a whole send
+            row = db.session.execute(select(*columns).where(
+                Delivery.id == delivery_id, Delivery.lease_token == token,
+                Delivery.lease_until > now + timedelta(seconds=self.settings.deadline))).one_or_none()
+        if row is None:
+            token = uuid.uuid4().hex
+            claimed = db.session.execute(
+                update(Delivery).where(Delivery.id == delivery_id, *_claimable(now))
+                .values(lease_owner=self.owner, lease_token=token, lease_until=now + self.settings.lease,
+                        attempts=Delivery.attempts + 1, last_attempt_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)).rowcount
+            if claimed != 1:
                 db.session.rollback()
-
-    def _attempt(self, delivery_id: int) -> None:
-        delivery = db.session.get(Delivery, delivery_id)
-        if delivery is None or delivery.status not in ("pending", "retrying") or delivery.lease_owner != self.owner:
-            return
-        self._attempt_delivery(delivery)
-        db.session.commit()
-
-    def _attempt_delivery(self, delivery: Delivery) -> None:
-        destination = db.session.get(Destination, delivery.destination_id) if delivery.destination_id else None
-        dtype = REGISTRY.get(delivery.destination_type)
+                return None
+            row = db.session.execute(select(*columns).where(Delivery.id == delivery_id)).one()
+        problem, dtype, config, refs = None, REGISTRY.get(row.destination_type), {}, {}
+        destination = db.session.get(Destination, row.destination_id) if row.destination_id else None
         if destination is None or dtype is None:
-            self._finish(delivery, "failed", error="The destination was deleted before this could be sent.")
-            return
-        if not destination.enabled:
-            self._finish(delivery, "skipped", detail="The destination was disabled before this could be sent.")
-            return
-        try:
-            config = destination.config
-        except SecretsUnreadable:
-            self._finish(delivery, "failed", error="The destination's secrets cannot be decrypted: the encryption key "
-                                                   "changed. Enter them again.")
-            return
-        notification = Notification.from_json(delivery.notification)
-        ref = db.session.get(DeliveryRef, (destination.id, notification.alert_id))
-        refs = dict(ref.data) if ref else {}
-        remember = self._send_once(delivery, dtype, config, notification, refs=refs, final=False)
-        if delivery.status == "sent" and remember != refs:
-            self._store_refs(destination.id, notification.alert_id, remember)
+            problem = Outcome("failed", error="The destination was deleted before this could be sent.")
+        elif not destination.enabled:
+            problem = Outcome("skipped", detail="The destination was disabled before this could be sent.")
+        else:
+            try:
+                config = destination.config
+            except SecretsUnreadable:
+                problem = Outcome("failed", error="The destination's secrets cannot be decrypted: the encryption "
+                                                  "key changed. Enter them again.")
+            if row.alert_id is not None:
+                ref = db.session.get(DeliveryRef, (destination.id, row.alert_id))
+                refs = dict(ref.data) if ref else {}
+        db.session.commit()  # ends the transaction: the connection goes back to the pool for the send
+        job = Job(delivery_id=delivery_id, token=token, attempt=row.attempts, event=row.event, alert_id=row.alert_id,
+                  destination_id=row.destination_id, destination_name=row.destination_name, dtype=dtype,
+                  config=config, notification=Notification.from_json(row.notification), refs=refs,
+                  created_at=row.created_at)
+        if problem is not None:
+            DELIVERIES.labels(row.destination_type, problem.status, "invalid").inc()
+            self._record(job, problem)
+            return None
+        return job
 
-    def _send_once(self, delivery: Delivery, dtype, config: dict, notification: Notification, refs: dict,
-                   final: bool) -> dict:
-        """One attempt; updates `delivery` (uncommitted) and returns the refs merged with what the vendor gave."""
-        secrets = [config.get(name) for name in dtype.secret_fields()]
-        ctx = SendContext(timeout=self.settings.timeout, refs=dict(refs), block_private=self.settings.block_private)
+    def _send(self, job: Job, final: bool) -> Outcome:
+        """One attempt over the network; no database access in here."""
+        dtype = job.dtype
+        secrets = [job.config.get(name) for name in dtype.secret_fields()]
+        ctx = SendContext(timeout=self.settings.timeout, deadline_seconds=self.settings.deadline, refs=dict(job.refs),
+                          block_private=self.settings.block_private, attempt=job.attempt)
         started = time.monotonic()
-        delivery.attempts += 1
-        delivery.last_attempt_at = utcnow()
         try:
-            result = dtype.send(config, notification, ctx)
+            result: SendResult = dtype.send(job.config, job.notification, ctx)
         except DeliveryError as exc:
-            self._timed(delivery, dtype, started)
-            delivery.status_code = exc.status_code
-            self._failed_attempt(delivery, redact(exc.message, secrets), exc.retryable and not final, exc.retry_after)
-            DELIVERIES.labels(dtype.type, delivery.status, failure_reason(dtype.type, exc.status_code, exc.retryable)).inc()
-            log.warning("delivery %s to %s (%s): %s", delivery.id, delivery.destination_name, dtype.type, delivery.error)
-            return refs
+            elapsed = self._timed(dtype, started)
+            message = redact(exc.message, [*secrets, *ctx.sent_credentials])
+            log.warning("delivery %s to %s (%s): %s", job.delivery_id, job.destination_name, dtype.type, message)
+            outcome = Outcome("failed", status_code=exc.status_code, error=message, duration_ms=elapsed)
+            if exc.retryable and not final:
+                self._schedule_retry(job, outcome, exc.retry_after)
+            DELIVERIES.labels(dtype.type, outcome.status,
+                              failure_reason(dtype.type, exc.status_code, exc.retryable)).inc()
+            return outcome
         except Exception as exc:  # a defect in a destination module: say so, never retry blindly
             # Not log.exception: a traceback's locals and reprs could carry the config's secrets
-            log.error("delivery %s: the %s sender raised %s", delivery.id, dtype.type, type(exc).__name__)
-            self._timed(delivery, dtype, started)
-            self._finish(delivery, "failed", error=redact(f"Internal error in the {dtype.label} sender: {exc!r}", secrets))
+            log.error("delivery %s: the %s sender raised %s", job.delivery_id, dtype.type, type(exc).__name__)
             DELIVERIES.labels(dtype.type, "failed", "internal").inc()
-            return refs
+            return Outcome("failed", error=redact(f"Internal error in the {dtype.label} sender: {exc!r}",
+                                                  [*secrets, *ctx.sent_credentials]),
+                           duration_ms=self._timed(dtype, started))
         finally:
-            ctx.session.close()
-        self._timed(delivery, dtype, started)
-        delivery.status_code = result.status_code
-        self._finish(delivery, "sent", detail=redact(result.detail or "", secrets) or None)
-        delivery.sent_at = utcnow()
+            ctx.close()
         DELIVERIES.labels(dtype.type, "sent", "").inc()
-        return {**refs, **result.remember}
+        remember = {**job.refs, **result.remember}
+        return Outcome("sent", status_code=result.status_code, duration_ms=self._timed(dtype, started),
+                       detail=redact(result.detail or "", [*secrets, *ctx.sent_credentials]) or None,
+                       remember={k: v for k, v in remember.items() if v is not None})
 
     @staticmethod
-    def _timed(delivery: Delivery, dtype, started: float) -> None:
+    def _timed(dtype, started: float) -> int:
         elapsed = time.monotonic() - started
-        delivery.duration_ms = int(elapsed * 1000)
         DELIVERY_LATENCY.labels(dtype.type).observe(elapsed)
+        return int(elapsed * 1000)
 
-    def _failed_attempt(self, delivery: Delivery, message: str, retryable: bool, retry_after: float | None) -> None:
+    def _schedule_retry(self, job: Job, outcome: Outcome, retry_after: float | None) -> None:
         policy = self.settings.policy
         now = utcnow()
-        created = delivery.created_at or now
-        if retryable and delivery.attempts < policy.max_attempts:
-            next_at = now + timedelta(seconds=policy.delay(delivery.attempts, retry_after))
-            if (next_at - created).total_seconds() <= policy.max_age:
-                delivery.status, delivery.error = "retrying", message
-                delivery.next_attempt_at = next_at
-                delivery.lease_owner = delivery.lease_until = None
+        if job.attempt < policy.max_attempts:
+            next_at = now + timedelta(seconds=policy.delay(job.attempt, retry_after))
+            if (next_at - (job.created_at or now)).total_seconds() <= policy.max_age:
+                outcome.status, outcome.next_attempt_at = "retrying", next_at
                 return
-            message += f" Gave up: the next try would come more than {policy.max_age:g} s after the first."
-        elif retryable:
-            message += f" Gave up after {delivery.attempts} attempts."
-        self._finish(delivery, "failed", error=message)
-
-    @staticmethod
-    def _finish(delivery: Delivery, status: str, error: str | None = None, detail: str | None = None) -> None:
-        delivery.status = status
-        delivery.error = error
-        if detail is not None:
-            delivery.detail = detail
-        delivery.next_attempt_at = None
-        delivery.lease_owner = delivery.lease_until = None
-
-    @staticmethod
-    def _store_refs(destination_id: int, alert_id: int, data: dict) -> None:
-        ref = db.session.get(DeliveryRef, (destination_id, alert_id))
-        if ref is None:
-            db.session.add(DeliveryRef(destination_id=destination_id, alert_id=alert_id, data=data))
+            outcome.error += f" Gave up: the next try would come more than {policy.max_age:g} s after the first."
         else:
-            ref.data = data
+            outcome.error += f" Gave up after {job.attempt} attempts."
+
+    # --- recording -----------------------------------------------------------------------------------------------
+
+    def _record(self, job: Job, outcome: Outcome) -> bool:
+        """Write the attempt's result if this claim still holds the lease; False if another worker took it."""
+        now = utcnow()
+        if (outcome.status == "retrying" and job.event == "trigger" and _resolves(job.dtype.type if job.dtype else "")
+                and self._recovery_behind(job)):
+            outcome.status, outcome.next_attempt_at = "skipped", None
+            outcome.detail = SUPERSEDED
+        values = dict(status=outcome.status, status_code=outcome.status_code, error=outcome.error,
+                      duration_ms=outcome.duration_ms, next_attempt_at=outcome.next_attempt_at, updated_at=now,
+                      lease_owner=None, lease_token=None, lease_until=None)
+        if outcome.detail is not None or outcome.status == "sent":
+            values["detail"] = outcome.detail
+        if outcome.status == "sent":
+            values["sent_at"] = now
+        written = db.session.execute(
+            update(Delivery).where(Delivery.id == job.delivery_id, Delivery.lease_token == job.token).values(**values)
+            .execution_options(synchronize_session=False)).rowcount
+        if written != 1:
+            db.session.rollback()
+            log.warning("delivery %s: the lease was lost before the result was written; another worker has it",
+                        job.delivery_id)
+            return False
+        if (outcome.status == "sent" and job.alert_id is not None and job.destination_id is not None
+                and outcome.remember is not None and outcome.remember != job.refs):
+            _upsert_refs(job.destination_id, job.alert_id, outcome.remember, now)
+        db.session.commit()
+        return True
+
+    @staticmethod
+    def _recovery_behind(job: Job) -> bool:
+        return db.session.scalar(select(exists().where(
+            Delivery.alert_id == job.alert_id, Delivery.destination_id == job.destination_id,
+            Delivery.id > job.delivery_id, Delivery.event == "resolve"))) is True
+
+    @staticmethod
+    def _next_in_line(job: Job, outcome: Outcome) -> int | None:
+        """The next row of the same alert and destination, once this one no longer holds it up."""
+        if job.alert_id is None or job.destination_id is None or outcome.status in ACTIVE:
+            return None
+        following = db.session.scalar(
+            select(Delivery.id).where(Delivery.alert_id == job.alert_id, Delivery.destination_id == job.destination_id,
+                                      Delivery.id > job.delivery_id, Delivery.status.in_(ACTIVE))
+            .order_by(Delivery.id).limit(1))
+        db.session.commit()
+        return following
 
 
-class RetryWorker:
-    """A background thread that sends due retries every `interval` seconds, in this process."""
+def _resolves(type_key: str) -> bool:
+    dtype = REGISTRY.get(type_key)
+    return bool(dtype and dtype.resolves)
 
-    def __init__(self, app, interval: float):
-        self.app = app
-        self.interval = interval
-        self.notifier = Notifier(app)
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="herald-retry-worker", daemon=True)
-        self.last_run: datetime | None = None
 
-    def start(self) -> "RetryWorker":
-        self.thread.start()
-        return self
+def _claimable(now: datetime) -> tuple:
+    """Due, not leased by a live sender, and nothing of the same alert and destination ahead of it."""
+    ahead = aliased(Delivery)
+    return (
+        Delivery.status.in_(ACTIVE),
+        Delivery.next_attempt_at <= now,
+        or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+        ~exists().where(and_(ahead.alert_id == Delivery.alert_id, ahead.destination_id == Delivery.destination_id,
+                             ahead.id < Delivery.id, ahead.status.in_(ACTIVE))),
+    )
 
-    def stop(self, timeout: float = 5) -> None:
-        self._stop.set()
-        self.thread.join(timeout)
 
-    def is_alive(self) -> bool:
-        return self.thread.is_alive()
+def _upsert_refs(destination_id: int, alert_id: int, data: dict, now: datetime) -> None:
+    """One statement, so two writers can never both insert (get-then-insert would race)."""
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(DeliveryRef).values(destination_id=destination_id, alert_id=alert_id, data=data, updated_at=now)
+    db.session.execute(statement.on_conflict_do_update(
+        index_elements=["destination_id", "alert_id"],
+        set_={"data": statement.excluded.data, "updated_at": statement.excluded.updated_at}))
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with self.app.app_context():
-                    self.notifier.run_due()
-            except Exception:  # keep the worker alive through a database hiccup
-                log.exception("retry worker pass failed")
-            self.last_run = utcnow()
-            self._stop.wait(self.interval)
+
+def get_notifier(app) -> Notifier:
+    """The app's one Notifier, so every request shares one bounded pool of senders."""
+    notifier = app.extensions.get("herald_notifier")
+    if notifier is None:
+        with _NOTIFIER_LOCK:
+            notifier = app.extensions.get("herald_notifier")
+            if notifier is None:
+                notifier = app.extensions["herald_notifier"] = Notifier(app)
+    return notifier
+
+
+_NOTIFIER_LOCK = threading.Lock()
+

@@ -11,6 +11,8 @@ from email.utils import parseaddr
 from flask import current_app
 from flask_mail import BadHeaderError, Connection, Message, email_dispatched
 
+from .deadline import Deadline, shutdown_socket
+from .outbound import OutboundBlocked, open_connection
 from .transport import ERROR_TEXT_LIMIT, DeliveryError
 
 
@@ -47,6 +49,33 @@ def envelope_address(value) -> str:
     return value[1] if isinstance(value, tuple) else parseaddr(value)[1]
 
 
+class _DeadlineSocket:
+    """smtplib's socket creation, through open_connection and watched by the send's Deadline."""
+
+    herald_deadline: Deadline
+
+    def _get_socket(self, host, port, timeout):
+        sock = open_connection(host, port, deadline=self.herald_deadline, timeout=timeout, block_private=False,
+                               source_address=self.source_address)
+        self.herald_deadline.watch(shutdown_socket(lambda: getattr(self, "sock", None) or sock))
+        return sock
+
+
+class DeadlineSMTP(_DeadlineSocket, smtplib.SMTP):
+    def __init__(self, host, port, timeout, deadline: Deadline):
+        self.herald_deadline = deadline
+        super().__init__(host, port, timeout=timeout)
+
+
+class DeadlineSMTP_SSL(_DeadlineSocket, smtplib.SMTP_SSL):
+    def __init__(self, host, port, timeout, deadline: Deadline, context):
+        self.herald_deadline = deadline
+        super().__init__(host, port, timeout=timeout, context=context)
+
+    def _get_socket(self, host, port, timeout):
+        return self.context.wrap_socket(super()._get_socket(host, port, timeout), server_hostname=self._host)
+
+
 class TimeoutConnection(Connection):
     """A Flask-Mail connection whose socket operations give up after `timeout` seconds.
 
@@ -54,19 +83,22 @@ class TimeoutConnection(Connection):
     others were accepted, and Flask-Mail's Connection.send drops that.
     """
 
-    def __init__(self, mail, timeout: float, verify_tls: bool = True):
+    def __init__(self, mail, timeout: float, deadline: Deadline, verify_tls: bool = True):
         super().__init__(mail)
         self.timeout = timeout
+        self.deadline = deadline
         self.refused: dict = {}
         # Flask-Mail and smtplib's defaults check no certificate at all; ours checks it unless told otherwise
         self.tls_context = ssl.create_default_context() if verify_tls else ssl._create_unverified_context()
 
     def configure_host(self):
         # Flask-Mail's own logic (SSL, STARTTLS, login when both username and password are set), plus the timeout
+        # No outbound policy here: the SMTP server is the operator's own setting, not a destination's
+        timeout = self.deadline.timeout(self.timeout)
         if self.mail.use_ssl:
-            host = smtplib.SMTP_SSL(self.mail.server, self.mail.port, timeout=self.timeout, context=self.tls_context)
+            host = DeadlineSMTP_SSL(self.mail.server, self.mail.port, timeout, self.deadline, self.tls_context)
         else:
-            host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=self.timeout)
+            host = DeadlineSMTP(self.mail.server, self.mail.port, timeout, self.deadline)
         try:
             host.set_debuglevel(int(self.mail.debug))
             if self.mail.use_tls:
@@ -109,8 +141,8 @@ class TimeoutConnection(Connection):
         self.num_emails += 1
 
 
-def send_message(message, timeout: float) -> dict:
-    """Send one Flask-Mail message with a timeout; return the refused recipients {address: (code, reply)}.
+def send_message(message, ctx) -> dict:
+    """Send one Flask-Mail message inside the send's deadline; return the refused recipients {address: (code, reply)}.
 
     Raises DeliveryError: retryable for connection problems, timeouts and 4xx replies; permanent for 5xx.
     """
@@ -120,12 +152,16 @@ def send_message(message, timeout: float) -> dict:
     if not current_app.config.get("MAIL_SERVER"):
         raise DeliveryError("No SMTP server is configured: set MAIL_SERVER (and MAIL_PORT) for Herald.")
     where = f"{state.server}:{state.port}"
+    timeout = ctx.timeout
     try:
-        with TimeoutConnection(state, timeout, current_app.config.get("HERALD_SMTP_VERIFY_TLS", True)) as connection:
+        with TimeoutConnection(state, timeout, ctx.deadline,
+                               current_app.config.get("HERALD_SMTP_VERIFY_TLS", True)) as connection:
             connection.send(message)
             return connection.refused
     except DeliveryError:
         raise
+    except OutboundBlocked as exc:
+        raise DeliveryError(f"The SMTP server {where}: {exc}") from None
     except BadHeaderError:
         raise DeliveryError("The mail has a line break in a header; it was not sent.") from None
     except smtplib.SMTPRecipientsRefused as exc:
@@ -137,6 +173,9 @@ def send_message(message, timeout: float) -> dict:
             retryable=bool(codes) and all(400 <= code < 500 for code in codes),
         ) from None
     except smtplib.SMTPServerDisconnected as exc:
+        if ctx.deadline.expired:
+            raise DeliveryError(f"The SMTP server {where} did not finish within the {ctx.deadline.seconds:g} s "
+                                "deadline.", retryable=True) from None
         if isinstance(exc.__context__, TimeoutError):  # smtplib reports a read timeout as a disconnection
             raise DeliveryError(f"The SMTP server {where} did not answer within {timeout:g} s.", retryable=True) from None
         raise DeliveryError(f"The SMTP server {where} closed the connection: {exc}", retryable=True) from None
@@ -152,6 +191,9 @@ def send_message(message, timeout: float) -> dict:
     except smtplib.SMTPException as exc:
         raise DeliveryError(f"SMTP error with {where}: {exc}") from None
     except TimeoutError:
+        if ctx.deadline.expired:
+            raise DeliveryError(f"The SMTP server {where} did not finish within the {ctx.deadline.seconds:g} s "
+                                "deadline.", retryable=True) from None
         raise DeliveryError(f"The SMTP server {where} did not answer within {timeout:g} s.", retryable=True) from None
     except ssl.SSLCertVerificationError as exc:  # a configuration problem: trying again changes nothing
         raise DeliveryError(f"The SMTP server {where} has a certificate Herald cannot verify ({exc.verify_message}). "

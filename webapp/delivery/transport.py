@@ -1,14 +1,26 @@
-"""How destination types talk to vendors: one HTTP helper, one error type, one result type."""
+"""How destination types talk to vendors: one HTTP helper, one error type, one result type.
+
+Every HTTP request of a send goes through a session whose connections resolve the host once, check the
+addresses against the outbound policy, connect to one of those addresses and stay inside the send's Deadline.
+"""
+import base64
+import binascii
 import email.utils
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import unquote, urlsplit
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-from .outbound import OutboundBlocked, check_url
+from .deadline import Deadline, shutdown_socket
+from .outbound import OutboundBlocked, open_connection
 
 USER_AGENT = "Herald/0.1 (+self-hosted alert router)"
 ERROR_TEXT_LIMIT = 500
@@ -33,17 +45,105 @@ class SendResult:
     remember: dict = field(default_factory=dict)  # references for later events (ticket ids, Message-ID)
 
 
+class GuardedConnectionMixin:
+    """urllib3 connections that connect through outbound.open_connection and are shut down at the deadline."""
+
+    def __init__(self, *args, herald_ctx: "SendContext", **kwargs):
+        self.herald_ctx = herald_ctx
+        super().__init__(*args, **kwargs)
+
+    def _new_conn(self):
+        ctx = self.herald_ctx
+        try:
+            sock = open_connection(self._dns_host, self.port, deadline=ctx.deadline, timeout=ctx.timeout,
+                                   block_private=ctx.block_private, source_address=self.source_address,
+                                   socket_options=self.socket_options)
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out.") from exc
+        except OSError as exc:
+            if isinstance(exc, socket.gaierror):
+                raise NameResolutionError(self.host, self, exc) from exc
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+        # After a TLS wrap self.sock is the TLS socket; shutting that down ends a read blocked inside it
+        ctx.deadline.watch(shutdown_socket(lambda: getattr(self, "sock", None) or sock))
+        return sock
+
+
+class GuardedHTTPConnection(GuardedConnectionMixin, HTTPConnection):
+    pass
+
+
+class GuardedHTTPSConnection(GuardedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class GuardedPoolManager(urllib3.PoolManager):
+    def __init__(self, ctx: "SendContext", **kwargs):
+        self.herald_ctx = ctx
+        super().__init__(**kwargs)
+
+    def _new_pool(self, scheme, host, port, request_context=None):
+        pool = super()._new_pool(scheme, host, port, request_context)
+        pool.ConnectionCls = GuardedHTTPSConnection if scheme == "https" else GuardedHTTPConnection
+        pool.conn_kw["herald_ctx"] = self.herald_ctx
+        return pool
+
+
+class GuardedAdapter(HTTPAdapter):
+    def __init__(self, ctx: "SendContext"):
+        self.herald_ctx = ctx
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
+        self.poolmanager = GuardedPoolManager(self.herald_ctx, num_pools=connections, maxsize=maxsize, block=block,
+                                              **pool_kwargs)
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):  # a proxy would connect where the policy cannot see
+        raise OutboundBlocked("Herald does not send notifications through an HTTP proxy.")
+
+
 @dataclass
 class SendContext:
-    """What a send may use: a timeout, an HTTP session, and what earlier sends for this alert remembered."""
+    """What one send may use: timeouts, a guarded HTTP session, and what earlier sends for this alert remembered.
+
+    `timeout` bounds each connect and read; `deadline` (seconds) bounds the whole send, every request in it.
+    """
 
     timeout: float = 10.0
     refs: dict = field(default_factory=dict)
-    session: requests.Session = field(default_factory=requests.Session)
     block_private: bool = False  # HERALD_BLOCK_PRIVATE_DESTINATIONS
     # 1 for a delivery's first attempt; a later attempt may follow one whose outcome is unknown (a timeout), so
     # vendors that create things look for what an earlier attempt may have created before creating it again
     attempt: int = 1
+    deadline_seconds: float | None = None  # None: three times the timeout
+    # Every credential this send put on the wire (Authorization values and what they encode), for redaction
+    sent_credentials: set = field(default_factory=set)
+
+    def __post_init__(self):
+        self.deadline = Deadline(self.deadline_seconds or self.timeout * 3)
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxies or .netrc from the environment
+        adapter = GuardedAdapter(self)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.deadline.close()
+        self.session.close()
+
+    def remember_credentials(self, prepared: requests.PreparedRequest) -> None:
+        value = prepared.headers.get("Authorization")
+        if not value:
+            return
+        self.sent_credentials.add(value)
+        scheme, _, token = value.partition(" ")
+        if token:
+            self.sent_credentials.add(token)
+            if scheme.lower() == "basic":
+                try:
+                    self.sent_credentials.add(base64.b64decode(token, validate=True).decode("utf-8", "replace"))
+                except (binascii.Error, ValueError):
+                    pass
 
 
 def is_retryable_status(status: int) -> bool:
@@ -74,20 +174,27 @@ def vendor_text(response: requests.Response) -> str:
 
 
 def request(ctx: SendContext, method: str, url: str, **kwargs) -> requests.Response:
-    """One HTTP request with the context's timeout, never following redirects; network faults are retryable."""
+    """One HTTP request inside the send's deadline, never following redirects; network faults are retryable."""
     headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
     try:
-        check_url(url, ctx.block_private)
+        prepared = ctx.session.prepare_request(requests.Request(method, url, headers=headers, **kwargs))
+        ctx.remember_credentials(prepared)
+        response = ctx.session.send(prepared, timeout=ctx.deadline.timeout(ctx.timeout), allow_redirects=False)
     except OutboundBlocked as exc:
         raise DeliveryError(str(exc)) from None
-    try:
-        return ctx.session.request(method, url, headers=headers, timeout=ctx.timeout, allow_redirects=False, **kwargs)
-    except requests.Timeout:
-        raise DeliveryError(f"No answer within {ctx.timeout:g} s.", retryable=True) from None
-    except requests.ConnectionError as exc:
-        raise DeliveryError(f"Could not connect to {urlsplit(url).hostname}: {_root_cause(exc)}", retryable=True) from None
-    except requests.RequestException as exc:
+    except (requests.RequestException, TimeoutError) as exc:
+        if ctx.deadline.expired:
+            raise DeliveryError(f"No complete answer within the {ctx.deadline.seconds:g} s deadline.",
+                                retryable=True) from None
+        if isinstance(exc, (requests.Timeout, TimeoutError)):
+            raise DeliveryError(f"No answer within {ctx.timeout:g} s.", retryable=True) from None
+        if isinstance(exc, requests.ConnectionError):
+            raise DeliveryError(f"Could not connect to {urlsplit(url).hostname}: {_root_cause(exc)}",
+                                retryable=True) from None
         raise DeliveryError(f"The request failed: {_root_cause(exc)}") from None
+    except ValueError as exc:  # an URL requests cannot prepare
+        raise DeliveryError(f"The request failed: {_root_cause(exc)}") from None
+    return response
 
 
 def check(response: requests.Response, *, success=range(200, 300), retryable=is_retryable_status) -> requests.Response:

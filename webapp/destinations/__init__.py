@@ -1,14 +1,20 @@
 """The destination types Herald knows. Adding one is a module and a line in REGISTRY."""
 from . import (
     chatwork,
+    discord,
     email,
+    googlechat,
     hipchat,
     ilert,
+    jsm,
     mattermost,
+    ntfy,
     opsgenie,
     pagerduty,
     servicenow,
     slack,
+    teams,
+    telegram,
     webhook,
     zendesk,
     zenduty,
@@ -30,6 +36,12 @@ REGISTRY: dict[str, type[DestinationType]] = {
         slack.Slack,
         zendesk.Zendesk,
         zenduty.Zenduty,
+        jsm.Jsm,
+        teams.Teams,
+        discord.Discord,
+        telegram.Telegram,
+        googlechat.GoogleChat,
+        ntfy.Ntfy,
     )
 }
 

@@ -177,13 +177,15 @@ class DestinationForm(HeraldForm):
     COMMON = ("name", "enabled", "csrf_token")
 
     def __init__(self, *args, destination_id=None, stored_secrets=(), stored_options=None, secrets_sent_to=None,
-                 **kwargs):
+                 stored_addresses=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.destination_id = destination_id
         self.stored_secrets = set(stored_secrets)
         # The saved options, and the options a kept secret is bound to (None: every option): see kept_secrets_stay
         self.stored_options = dict(stored_options or {})
         self.secrets_sent_to = secrets_sent_to
+        # The stored values of secret options that are themselves where the other secrets go (ntfy's topic URL)
+        self.stored_addresses = dict(stored_addresses or {})
 
     def validate(self, extra_validators=None):
         ok = super().validate(extra_validators)
@@ -235,6 +237,10 @@ class DestinationForm(HeraldForm):
             return True
         bound = self.secrets_sent_to
         moved = [f for f in self.changed_options() if bound is None or f.name in bound]
+        # A secret address typed anew (not kept) moves the secrets kept beside it just as a plain option would
+        moved += [f for f in self.option_fields() if f.name in (bound or ()) and getattr(f, "secret", False)
+                  and not getattr(f, "kept", False) and (f.data or "").strip()
+                  and split_userinfo(f.data.strip())[0] != split_userinfo(self.stored_addresses.get(f.name) or "")[0]]
         if not moved:
             return True
         where = moved[0].label.text
@@ -300,14 +306,52 @@ def template_field(label, max_length, description="", default=None, textarea=Fal
     return cls(label, [first, Length(max=max_length), Template()], default=default, description=description)
 
 
+# Line breaks and other control characters, which a one-line field (a title, a subject) must not carry
+_LINE_BREAKERS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: line breaks and control characters fold to single spaces."""
+    return " ".join(_LINE_BREAKERS.sub(" ", text or "").split())
+
+
+def json_object(response) -> dict:
+    """The vendor's JSON answer when it is an object, else {} (an empty body, HTML from a proxy, a list)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+FROM_THE_ALERT = ""  # the stored value of a priority option that follows the alert's severity
+
+
+def from_severity(mapping: dict[str, str], severity: str, fixed: str | None = None) -> str:
+    """The destination's fixed choice when it has one, else the vendor value for Herald's severity.
+
+    An unknown severity maps like `critical`: a misread alert should page rather than whisper.
+    """
+    return fixed or mapping.get(severity) or mapping["critical"]
+
+
 class DestinationType:
-    """A kind of destination: a stable `type` key, its label and form. Modules subclass it."""
+    """A kind of destination: a stable `type` key, its label and form. Modules subclass it.
+
+    Everything Herald needs to know about a type lives here, so adding one is its module and a REGISTRY line.
+    """
 
     type: ClassVar[str]
     label: ClassVar[str]
     form: ClassVar[type[DestinationForm]]
     summary: ClassVar[str] = ""
     deprecated: ClassVar[bool] = False
+    # A note shown above the form (end of life, vendor changes); `notices()` may add ones that depend on config
+    notice: ClassVar[str] = ""
+    # Options that take several values: the JSON API also accepts them as a list of strings
+    list_options: ClassVar[frozenset[str]] = frozenset()
+    # What a failure's status code is, for the metrics' reason label (http_429, smtp_550)
+    status_kind: ClassVar[str] = "http"
     # The option whose value names where messages go, shown in the destinations list
     target_option: ClassVar[str | None] = None
     # Values offered in a datalist beside a free-text option (e.g. the EU endpoint)
@@ -333,3 +377,8 @@ class DestinationType:
     @classmethod
     def icon(cls) -> str:
         return f"icons/{cls.type}.svg"
+
+    @classmethod
+    def notices(cls) -> list[str]:
+        """Notes for the form, as text or Markup (needs an app context when a type looks at the config)."""
+        return [cls.notice] if cls.notice else []

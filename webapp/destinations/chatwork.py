@@ -9,6 +9,7 @@ from .base import (
     DestinationForm,
     DestinationType,
     Pattern,
+    one_line,
     secret_field,
     template_field,
     text_field,
@@ -42,7 +43,7 @@ class ChatWork(DestinationType):
     @classmethod
     def payload(cls, config, n) -> dict:
         """The form fields of the POST (ChatWork takes form encoding, never JSON)."""
-        head = f"[info][title]{chat.title(n, lambda name: chat.fit(name, TITLE_LIMIT, neutralize))}[/title]"
+        head = f"[info][title]{chat.title(n, lambda name: chat.fit(one_line(name), TITLE_LIMIT, neutralize))}[/title]"
         tail = "[/info]"
         room = BODY_LIMIT - len(head) - len(tail)
         template = (config.get("message_template") or "").strip()

@@ -4,8 +4,12 @@ import html
 import re
 import secrets
 import time
+from email import charset as email_charset
+from email.mime.text import MIMEText
 from email.utils import parseaddr
 from urllib.parse import urlsplit
+
+from markupsafe import Markup
 
 from wtforms import TextAreaField
 from wtforms.validators import InputRequired, Length
@@ -27,6 +31,20 @@ _HEADER_BREAKERS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 
 DEFAULT_SUBJECT = "Alert {alert_name} changed status to {state}"
+MESSAGE_ID_REF = "email_message_id"
+
+# UTF-8 bodies as quoted-printable. Flask-Mail registers utf-8 with no body encoding, so a body went out as raw
+# 8-bit lines of any length; a description line over 998 octets made servers answer "500 Line too long"
+# (RFC 5322 §2.1.1). Quoted-printable keeps every line within 76 characters and needs no 8BITMIME.
+QUOTED_PRINTABLE_UTF8 = email_charset.Charset("utf-8")
+QUOTED_PRINTABLE_UTF8.body_encoding = email_charset.QP
+
+
+class AlertMessage(HeraldMessage):
+    """A HeraldMessage whose text and HTML parts are quoted-printable UTF-8, whatever their line lengths."""
+
+    def _mimetext(self, text, subtype="plain"):
+        return MIMEText(text or "", _subtype=subtype, _charset=QUOTED_PRINTABLE_UTF8)
 
 
 class EmailForm(DestinationForm):
@@ -48,6 +66,17 @@ class Email(DestinationType):
     summary = "Mail to one or more recipients through Herald's SMTP server."
     form = EmailForm
     target_option = "addresses"
+    list_options = frozenset({"addresses"})
+    status_kind = "smtp"
+
+    @classmethod
+    def notices(cls) -> list[str]:
+        from flask import current_app, url_for
+
+        if current_app.config.get("MAIL_SERVER"):
+            return []
+        return [Markup("No SMTP server is configured, so email cannot be sent yet. See <a href=\"{}\">Settings → "
+                       "Email server</a>.").format(url_for("settings.email_server"))]
 
     @classmethod
     def subject(cls, config, n) -> str:
@@ -106,11 +135,11 @@ class Email(DestinationType):
             raise DeliveryError("No sender address is configured: set MAIL_DEFAULT_SENDER for Herald.")
         text, html_body = cls.bodies(config, n)
         headers = {"Auto-Submitted": "auto-generated"}  # RFC 3834: no vacation auto-replies to alerts
-        parent = ctx.refs.get("email_message_id")
-        if n.is_recovery and isinstance(parent, str) and _MESSAGE_ID.fullmatch(parent):
-            headers["In-Reply-To"] = parent  # threads the recovery under the trigger mail
+        parent = ctx.refs.get(MESSAGE_ID_REF)
+        if (n.is_recovery or n.renotify) and isinstance(parent, str) and _MESSAGE_ID.fullmatch(parent):
+            headers["In-Reply-To"] = parent  # threads the recovery (and reminders) under the trigger mail
             headers["References"] = parent
-        message = HeraldMessage(subject=cls.subject(config, n), recipients=cls.recipients(config), body=text,
+        message = AlertMessage(subject=cls.subject(config, n), recipients=cls.recipients(config), body=text,
                                 html=html_body, sender=sender, extra_headers=headers)
         # Short enough not to be folded: <herald-alert-42.1795709468.9f86d081884c7d65@example.com>
         message.msgId = f"<{n.dedup_key}.{int(time.time())}.{secrets.token_hex(8)}@{_message_id_domain(sender)}>"
@@ -121,15 +150,21 @@ class Email(DestinationType):
         from flask import current_app
 
         message = cls.message(config, n, ctx)
-        refused = send_message(message, ctx.timeout)
+        refused = send_message(message, ctx)
         if current_app.extensions["mail"].suppress:
             return SendResult(None, "Not sent: MAIL_SUPPRESS_SEND is on.")
         count = len(message.send_to) - len(refused)
         detail = f"Accepted by the SMTP server for {count} recipient{'s' if count != 1 else ''}."
         if refused:
             detail += f" Refused: {describe_refused(refused)}"
-        # Only the trigger's Message-ID is kept: the recovery replies to it and must not replace it
-        remember = {} if n.is_recovery else {"email_message_id": message.msgId}
+        # Only the trigger's Message-ID is kept: reminders and the recovery reply to it and must not replace it;
+        # after the recovery it is forgotten, so the alert's next episode starts a new thread
+        if n.is_recovery:
+            remember = {MESSAGE_ID_REF: None}
+        elif n.renotify and ctx.refs.get(MESSAGE_ID_REF):
+            remember = {}
+        else:
+            remember = {MESSAGE_ID_REF: message.msgId}
         return SendResult(250, detail, remember=remember)
 
 

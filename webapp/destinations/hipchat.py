@@ -1,10 +1,14 @@
-"""HipChat Server / Data Center room notifications (REST API v2). HipChat Cloud closed in February 2019."""
+"""HipChat Server / Data Center room notifications (REST API v2).
+
+Every edition is end of life: Cloud closed on 2019-02-15, Data Center 3.1 on 2019-09-26 and Server 2.4, the last
+one supported, on 2020-06-30. The type stays for people still running an old server.
+"""
 import markupsafe
 from wtforms import BooleanField, SelectField
 
 from ..delivery.transport import SendResult, request, vendor_text
 from . import chat
-from .base import DestinationForm, DestinationType, url_field
+from .base import DestinationForm, DestinationType, one_line, url_field
 
 MESSAGE_LIMIT = 10000  # HipChat refuses longer messages with 400
 
@@ -25,15 +29,18 @@ class HipChatForm(DestinationForm):
 
 class HipChat(DestinationType):
     type = "hipchat"
-    label = "HipChat (Server / Data Center)"
-    summary = "A room notification on a self-hosted HipChat Server or Data Center. HipChat Cloud closed in 2019."
+    label = "HipChat (end of life)"
+    summary = "A room notification on an old self-hosted HipChat Server or Data Center. HipChat is end of life."
     form = HipChatForm
     secrets_sent_to = ()
     deprecated = True
+    notice = ("HipChat is end of life: every edition reached it by 2020-06-30 (Cloud closed in February 2019, "
+              "Server 2.4 was the last supported edition). Atlassian no longer fixes or secures it. This type "
+              "remains only for a HipChat Server or Data Center you still run; plan a move to another chat.")
 
     @classmethod
     def payload(cls, config, n) -> dict:
-        head = f"<b>{escape(n.title)}</b><br><br>"
+        head = f"<b>{escape(one_line(n.title))}</b><br><br>"
         return {
             "message": head + chat.details(n, HTML, MESSAGE_LIMIT - len(head)),
             "message_format": "html",

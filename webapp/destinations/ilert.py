@@ -2,12 +2,25 @@
 from wtforms import SelectField
 
 from ..delivery.transport import SendResult, check, request, vendor_text
-from .base import DestinationForm, DestinationType, Pattern, secret_field, url_field
+from .base import (
+    FROM_THE_ALERT,
+    DestinationForm,
+    DestinationType,
+    Pattern,
+    from_severity,
+    one_line,
+    secret_field,
+    url_field,
+)
 
 # ilert's answer to a RESOLVE for a key with no open alert (older payloads: NO_OPEN_INCIDENT_WITH_KEY)
 NO_OPEN_ALERT_CODES = ("NO_OPEN_ALERT_WITH_KEY", "NO_OPEN_INCIDENT_WITH_KEY")
 
 DEFAULT_API_URL = "https://api.ilert.com/api/events"
+# HIGH escalates, LOW does not: critical and error page someone, warning and info wait for working hours
+SEVERITY_PRIORITIES = {"critical": "HIGH", "error": "HIGH", "warning": "LOW", "info": "LOW"}
+PRIORITIES = {FROM_THE_ALERT: "From the alert (critical, error: High; warning, info: Low)",
+              "HIGH": "High (escalates)", "LOW": "Low (no escalation)"}
 
 
 class IlertForm(DestinationForm):
@@ -16,7 +29,8 @@ class IlertForm(DestinationForm):
         validators=[Pattern(r"[A-Za-z0-9._\-]{8,128}", "An alert source key is letters, digits, dots, dashes and underscores (il1api…).")],
         description="The alert source's integration key (il1api…).",
     )
-    priority = SelectField("Priority", choices={"HIGH": "High (escalates)", "LOW": "Low (no escalation)"}, default="HIGH")
+    priority = SelectField("Priority", choices=PRIORITIES, default=FROM_THE_ALERT,
+                           description="From the alert follows its severity; a fixed priority applies to every alert.")
     api_url = url_field("Events API URL", default=DEFAULT_API_URL)
 
 
@@ -34,10 +48,10 @@ class Ilert(DestinationType):
         event = {
             "integrationKey": config["integration_key"],
             "eventType": "RESOLVE" if n.is_recovery else "ALERT",
-            "summary": n.title,
+            "summary": one_line(n.title),
             "details": details(n),
             "alertKey": n.dedup_key,
-            "priority": config.get("priority") or "HIGH",
+            "priority": from_severity(SEVERITY_PRIORITIES, n.severity, config.get("priority")),
         }
         if n.alert_url:
             event["links"] = [{"href": n.alert_url, "text": "Open the alert in Herald"}]

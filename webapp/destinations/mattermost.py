@@ -3,7 +3,7 @@ import re
 
 from ..delivery.transport import post_json, truncate
 from . import chat
-from .base import DestinationForm, DestinationType, Pattern, text_field, url_field
+from .base import DestinationForm, DestinationType, Pattern, one_line, text_field, url_field
 
 TEXT_LIMIT = 16383  # characters in one post since Mattermost 5.0; longer text is split into several posts
 TITLE_LIMIT = 255
@@ -32,7 +32,7 @@ class Mattermost(DestinationType):
         attachment = {
             "fallback": truncate(fallback, TEXT_LIMIT),
             "color": chat.color(n),
-            "title": truncate(n.alert_name, TITLE_LIMIT),
+            "title": truncate(one_line(n.alert_name), TITLE_LIMIT),
             "fields": [{"short": True, "title": label, "value": markdown_escape(value)} for label, value in n.facts()],
             "footer": chat.footer(n),
         }
@@ -44,7 +44,7 @@ class Mattermost(DestinationType):
             # limit so one long description cannot make the post too large to store.
             attachment["text"] = chat.fit(description, TEXT_LIMIT, markdown_escape)
         message = {
-            "text": f"{chat.emoji(n)} **{chat.title(n, lambda name: chat.fit(name, TITLE_LIMIT, markdown_escape))}**",
+            "text": f"{chat.emoji(n)} **{chat.title(n, lambda name: chat.fit(one_line(name), TITLE_LIMIT, markdown_escape))}**",
             "attachments": [attachment],
         }
         for option in ("channel", "username", "icon_url"):

@@ -5,10 +5,13 @@ from wtforms import SelectField
 
 from ..delivery.transport import SendResult, check, request, truncate, vendor_text
 from .base import (
+    FROM_THE_ALERT,
     DestinationForm,
     DestinationType,
     ListOf,
     Pattern,
+    from_severity,
+    one_line,
     secret_field,
     split_list,
     text_field,
@@ -26,7 +29,11 @@ TAG_LENGTH = 50
 DETAILS_LIMIT = 8000  # all keys and values together
 
 API_URLS = ["https://api.opsgenie.com", "https://api.eu.opsgenie.com"]
-PRIORITIES = {f"P{n}": f"P{n}" + {1: " (critical)", 3: " (moderate)", 5: " (informational)"}.get(n, "") for n in range(1, 6)}
+# Herald's severities as priorities: critical pages at P1, info is informational (P5); P4 is left to people
+SEVERITY_PRIORITIES = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
+PRIORITIES = {FROM_THE_ALERT: "From the alert (critical P1, error P2, warning P3, info P5)",
+              **{f"P{n}": f"P{n}" + {1: " (critical)", 3: " (moderate)", 5: " (informational)"}.get(n, "")
+                 for n in range(1, 6)}}
 
 
 class OpsGenieForm(DestinationForm):
@@ -35,7 +42,8 @@ class OpsGenieForm(DestinationForm):
         validators=[Pattern(r"[A-Za-z0-9\-]{20,64}", "An OpsGenie API key looks like 0a1b2c3d-…, letters, digits and dashes.")],
         description="The key of an API integration (Settings → Integrations → API).",
     )
-    priority = SelectField("Priority", choices=PRIORITIES, default="P3")
+    priority = SelectField("Priority", choices=PRIORITIES, default=FROM_THE_ALERT,
+                           description="From the alert follows its severity; a fixed priority applies to every alert.")
     tags = text_field("Tags", 1100, validators=[ListOf(20, 50, "tag")], description="Optional, comma separated; at most 20.")
     responders = text_field("Responder teams", 2000, validators=[ListOf(50, 100, "team")],
                             description="Optional team names, comma separated.")
@@ -51,6 +59,9 @@ class OpsGenie(DestinationType):
     target_option = "responders"
     suggestions = {"api_url": API_URLS}
     resolves = True
+    list_options = frozenset({"tags", "responders"})
+    notice = ("Opsgenie reaches end of support on 2027-04-05 and Atlassian is moving its customers to Jira Service "
+              "Management. Once your account has moved, use the Jira Service Management type instead.")
 
     @classmethod
     def alerts_url(cls, config) -> str:
@@ -68,13 +79,13 @@ class OpsGenie(DestinationType):
                 note += f" {n.alert_url}"
             return {"source": "Herald", "note": truncate(note, NOTE_LIMIT)}
         alert = {
-            "message": truncate(n.title, MESSAGE_LIMIT),
+            "message": truncate(one_line(n.title), MESSAGE_LIMIT),
             "alias": n.dedup_key[:ALIAS_LIMIT],
             "description": truncate(description(n), DESCRIPTION_LIMIT),
-            "priority": config.get("priority") or "P3",
+            "priority": from_severity(SEVERITY_PRIORITIES, n.severity, config.get("priority")),
             "details": details(n),
             "source": "Herald",
-            "entity": truncate(n.alert_name, ENTITY_LIMIT),
+            "entity": truncate(one_line(n.alert_name), ENTITY_LIMIT),
         }
         tags = [tag[:TAG_LENGTH] for tag in split_list(config.get("tags"))][:TAG_LIMIT]
         if tags:
@@ -87,6 +98,7 @@ class OpsGenie(DestinationType):
     @classmethod
     def send(cls, config, n, ctx):
         url = cls.alerts_url(config)
+        # Re-notifications and retries reuse the alias: while the alert is open, the vendor counts them on it
         if n.is_recovery:
             # Close by alias: the trigger's alias is the dedup key, so nothing has to be remembered
             url += f"/{quote(n.dedup_key[:ALIAS_LIMIT], safe='')}/close"

@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 from wtforms import SelectField
 
 from ..delivery.transport import isoformat, post_json, truncate
-from .base import DestinationForm, DestinationType, Pattern, secret_field, url_field
+from .base import DestinationForm, DestinationType, Pattern, one_line, secret_field, url_field
 
 SUMMARY_LIMIT = 1024
 DEDUP_KEY_LIMIT = 255
@@ -46,11 +46,11 @@ class PagerDuty(DestinationType):
         if n.description:
             details["description"] = n.description
         event["payload"] = {
-            "summary": truncate(n.title, SUMMARY_LIMIT),
+            "summary": truncate(one_line(n.title), SUMMARY_LIMIT),
             "source": urlsplit(n.url_base).hostname or "herald",
             "severity": config.get("severity") or n.severity,
             "timestamp": isoformat(n.occurred_at),
-            "component": truncate(n.alert_name, 255),
+            "component": truncate(one_line(n.alert_name), 255),
             "custom_details": details,
         }
         event["client"] = "Herald"
@@ -62,4 +62,5 @@ class PagerDuty(DestinationType):
 
     @classmethod
     def send(cls, config, n, ctx):
+        # Re-notifications and retries send the same dedup_key: PagerDuty adds them to the open alert
         return post_json(ctx, config["api_url"], cls.payload(config, n))

@@ -1,7 +1,7 @@
 """Slack incoming webhooks (https://api.slack.com/messaging/webhooks)."""
 from ..delivery.transport import post_json, truncate
 from . import chat
-from .base import DestinationForm, DestinationType, Pattern, text_field, url_field
+from .base import DestinationForm, DestinationType, Pattern, one_line, text_field, url_field
 
 # Block Kit and message limits (api.slack.com: header 150, section text 3000, ≤10 fields of ≤2000 each;
 # keep `text` ≤4000)
@@ -16,10 +16,11 @@ class SlackForm(DestinationForm):
     webhook_url = url_field("Webhook URL", secret=True,
                             description="From your Slack app's Incoming Webhooks page (https://hooks.slack.com/services/…).")
     channel = text_field("Channel", 80, validators=[Pattern(r"[#@]?[\w.\-]+", "Write a channel such as #ops.")],
-                         description="Optional override, e.g. #ops. Webhooks of Slack apps ignore overrides.")
-    username = text_field("Username", 80, description="Optional override of the sender name.")
+                         description="Optional override, e.g. #ops. Only legacy webhooks apply it; "
+                                     "webhooks of Slack apps always post to the channel chosen at install.")
+    username = text_field("Username", 80, description="Optional override of the sender name (legacy webhooks only).")
     icon_emoji = text_field("Icon emoji", 80, validators=[Pattern(r":[\w+\-]+:", "Write an emoji code such as :rotating_light:.")],
-                            description="Optional, e.g. :rotating_light:.")
+                            description="Optional, e.g. :rotating_light: (legacy webhooks only).")
 
 
 class Slack(DestinationType):
@@ -32,7 +33,8 @@ class Slack(DestinationType):
 
     @classmethod
     def payload(cls, config, n) -> dict:
-        fallback = truncate(mrkdwn_escape(chat.headline(n)), TEXT_LIMIT)
+        headline = one_line(chat.headline(n))
+        fallback = truncate(mrkdwn_escape(headline), TEXT_LIMIT)
         fields = [{"type": "mrkdwn", "text": field_text(label, value)} for label, value in n.facts()[:MAX_FIELDS]]
         details = [{"type": "section", "fields": fields}]
         description = (n.description or "").strip()
@@ -48,7 +50,7 @@ class Slack(DestinationType):
             # The header stays a top-level block so it is never folded away; the rest of the blocks sit in an
             # attachment because only an attachment draws the red/green colour bar beside them.
             "blocks": [{"type": "header",
-                        "text": {"type": "plain_text", "text": truncate(chat.headline(n), HEADER_LIMIT), "emoji": True}}],
+                        "text": {"type": "plain_text", "text": truncate(headline, HEADER_LIMIT), "emoji": True}}],
             "attachments": [{"color": chat.color(n), "fallback": fallback, "blocks": details}],
         }
         for option in ("channel", "username", "icon_emoji"):

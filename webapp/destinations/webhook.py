@@ -3,6 +3,8 @@ import copy
 import logging
 import re
 
+from flask import has_app_context
+
 from wtforms.validators import ValidationError
 
 from ..delivery.transport import isoformat, post_json
@@ -10,6 +12,7 @@ from .base import (
     DestinationForm,
     DestinationType,
     Pattern,
+    one_line,
     secret_field,
     text_field,
     url_field,
@@ -84,8 +87,31 @@ def _put(data: dict, path: list[str], value) -> bool:
     return True
 
 
+def stored_alert(n):
+    """The alert as stored now, for the fields a Notification does not carry (None for tests or outside Flask)."""
+    if n.test or not n.alert_id or not has_app_context():
+        return None
+    from ..models import Alert, db
+
+    return db.session.get(Alert, n.alert_id)
+
+
+def _time(moment) -> str | None:
+    return isoformat(moment) if moment else None
+
+
 def build_payload(n, field_mapper: str = "", payload_mapper: str = "") -> dict:
-    """The default payload, moved about by the field mapper, then wrapped under the payload mapper's name."""
+    """The default payload, moved about by the field mapper, then wrapped under the payload mapper's name.
+
+    Herald's own fields, plus the ones Redash's webhook sends (title, options, created_at, updated_at,
+    last_triggered_at, rearm, metadata), so a receiver written for Redash works unchanged.
+    """
+    alert = stored_alert(n)
+    occurred_at = isoformat(n.occurred_at)
+    if alert is not None:
+        last_triggered = alert.last_triggered_at
+    else:  # a test, or no database at hand: a trigger is its own last triggering
+        last_triggered = None if n.is_recovery else n.occurred_at
     payload = {
         "event": "alert_state_change",
         "alert": {
@@ -98,10 +124,26 @@ def build_payload(n, field_mapper: str = "", payload_mapper: str = "") -> dict:
             "url": n.alert_url,
             "value": n.value,
             "threshold": n.threshold,
-            "occurred_at": isoformat(n.occurred_at),
+            "occurred_at": occurred_at,
             "test": n.test,
+            # Redash's names: its custom subject is the title, its condition lives in options
+            "title": one_line(n.title),
+            "options": {
+                "op": alert.condition_op if alert else None,
+                "value": n.threshold,
+                "column": "value",
+                "muted": bool(alert.muted) if alert else False,
+                "custom_subject": one_line(n.title),
+                "custom_body": n.description,
+            },
+            "created_at": _time(alert.created_at) if alert else occurred_at,
+            "updated_at": _time(alert.updated_at) if alert else occurred_at,
+            "last_triggered_at": _time(last_triggered),
+            "rearm": (alert.rearm_seconds or None) if alert else None,  # Redash: seconds, or null for "just once"
         },
         "url_base": n.url_base,
+        "metadata": {"source": "Herald", "event": n.event, "dedup_key": n.dedup_key, "renotify": n.renotify,
+                     "Scheduled": False},
     }
     payload = apply_field_mapper(payload, parse_field_mapper(field_mapper or ""))
     wrapper = (payload_mapper or "").strip()
@@ -136,6 +178,11 @@ class WebhookForm(DestinationForm):
         # A blank username is Optional() and skips its own validators; the stored password still needs one
         if ok and not (self.username.data or "").strip() and getattr(self.password, "kept", False):
             self.username.errors = [*self.username.errors, "A password needs a username."]
+            return False
+        # The other way round too: Basic auth with a username and no password is nearly always a mistake
+        has_password = bool((self.password.data or "").strip()) or getattr(self.password, "kept", False)
+        if ok and (self.username.data or "").strip() and not has_password:
+            self.password.errors = [*self.password.errors, "Enter the password for this username, or clear the username."]
             return False
         return ok
 

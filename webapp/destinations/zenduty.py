@@ -1,6 +1,6 @@
 """Zenduty Generic Integration (https://zenduty.com/docs/generic-integration/)."""
 from ..delivery.transport import SendResult, check, isoformat, request, vendor_text
-from .base import DestinationForm, DestinationType, url_field
+from .base import DestinationForm, DestinationType, one_line, url_field
 
 # Herald's severities are Zenduty's alert types of the same names; recovery resolves the incident
 ALERT_TYPES = {"critical": "critical", "error": "error", "warning": "warning", "info": "info"}
@@ -34,7 +34,7 @@ class Zenduty(DestinationType):
         event = {
             # An unknown severity pages rather than whispers: Zenduty's own default (info) would hide it
             "alert_type": "resolved" if n.is_recovery else ALERT_TYPES.get(n.severity, "critical"),
-            "message": n.title,
+            "message": one_line(n.title),
             "summary": summary,
             "entity_id": n.dedup_key,
             "payload": details,

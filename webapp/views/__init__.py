@@ -7,11 +7,13 @@ from ..htmx import is_htmx
 
 def register(app):
     from ..api import bp as api_bp
-    from . import alerts, auth, deliveries, destinations, health, settings, users
+    from . import alerts, auth, deliveries, destinations, form_secrets, health, readable, settings, users
 
     for blueprint in (auth.bp, alerts.bp, destinations.bp, deliveries.bp, settings.bp, users.bp, health.bp, api_bp):
         app.register_blueprint(blueprint)
     auth.init_app(app)
+    readable.init_app(app)
+    form_secrets.init_app(app)
 
     def error_page(status: int, title: str, message: str):
         if request.path.startswith("/api/"):

@@ -2,25 +2,67 @@
 
 Thin: every change goes through webapp.destination_service, as the API's and import's do.
 """
-from flask import Blueprint, abort, flash, redirect, request, url_for
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import aliased
 
 from .. import destination_service as service
-from ..destinations import get_type
+from ..destinations import REGISTRY, get_type
 from ..extensions import db
 from ..htmx import is_htmx, render
 from ..json_input import InvalidInput
-from ..models import Destination
+from ..models import Delivery, Destination, alert_destination
 from .auth import admin_required
 from .deliveries import recent_deliveries
+from . import form_secrets
+from .field_errors import field_for_failure
+from .readable import UNSAVED_FORM, human_error
+from ..preview import preview
+from .listing import FAILING, choice_arg, contains, health_of, int_arg, last_attempt_id, search_arg
 
 bp = Blueprint("destinations", __name__, url_prefix="/settings/destinations")
 
 
-def _all_destinations():
-    # Rows show how many alerts use each destination: load those in one query, not one per row
-    return db.session.scalars(select(Destination).options(selectinload(Destination.alerts)).order_by(Destination.name)).all()
+PER_PAGE = 50
+STATES = {"enabled": "Enabled", "disabled": "Disabled", "failing": "Failing", "healthy": "Last delivery sent",
+          "unused": "Used by no alert"}
+SORTS = {"name": "Name", "type": "Type", "health": "Failing first", "created": "Newest first"}
+
+
+def _list_context(notice: str | None = None) -> dict:
+    """One page of destinations for the list's search, filters and sort, with each row's health."""
+    filters = {"q": search_arg(), "type": choice_arg("type", REGISTRY), "state": choice_arg("state", STATES),
+               "sort": choice_arg("sort", SORTS, "name")}
+    query = select(Destination)
+    if filters["q"]:
+        query = query.where(contains(Destination.name, filters["q"]))
+    if filters["type"]:
+        query = query.where(Destination.type == filters["type"])
+    last = aliased(Delivery)
+    if filters["state"] in ("failing", "healthy") or filters["sort"] == "health":
+        query = query.outerjoin(last, last.id == last_attempt_id())
+    if filters["state"] == "enabled":
+        query = query.where(Destination.enabled.is_(True))
+    elif filters["state"] == "disabled":
+        query = query.where(Destination.enabled.is_(False))
+    elif filters["state"] == "failing":  # as the row says: a disabled destination shows Disabled, not Failing
+        query = query.where(Destination.enabled.is_(True), last.status.in_(FAILING))
+    elif filters["state"] == "healthy":
+        query = query.where(last.status == "sent")
+    elif filters["state"] == "unused":
+        query = query.where(~select(alert_destination.c.alert_id)
+                            .where(alert_destination.c.destination_id == Destination.id).exists())
+    order = {
+        "name": (Destination.name,),
+        "type": (Destination.type, Destination.name),
+        "created": (Destination.created_at.desc(), Destination.id.desc()),
+        "health": (case((last.status.in_(FAILING), 0), (last.status == "sent", 2), else_=1), Destination.name),
+    }[filters["sort"]]
+    page = db.paginate(query.order_by(*order), page=int_arg("page") or 1, per_page=PER_PAGE, error_out=False)
+    total = db.session.scalar(select(func.count()).select_from(Destination))
+    return {"page": page, "destinations": page.items, "health": health_of(d.id for d in page.items),
+            "filters": filters, "states": STATES, "sorts": SORTS, "total": total, "notice": notice,
+            "type_labels": {key: t.label for key, t in sorted(REGISTRY.items(), key=lambda item: item[1].label)}}
 
 
 def _get(destination_id: int) -> Destination:
@@ -44,7 +86,19 @@ def _failed_outcome(message: str) -> dict:
 
 @bp.get("/")
 def index():
-    return render("destinations/index.html", destinations=_all_destinations())
+    return render("destinations/index.html", "destinations/_list.html", **_list_context())
+
+
+def _form(dtype, destination: Destination | None = None, data=None):
+    """The service's form on the POSTed values (typed secrets carried over a refusal), or on `data` for a GET.
+
+    A stored optional secret the user cleared is not kept; the others are, while their destination address stays.
+    """
+    secret_names = dtype.secret_fields()
+    cleared = form_secrets.cleared(secret_names)
+    kept = [name for name in service.stored_secrets(destination) if name not in cleared]
+    return service.make_form(dtype, destination, kept_secrets=kept, formdata=form_secrets.form_data(secret_names),
+                             data=data)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -57,7 +111,7 @@ def new():
     form = None
     if dtype:
         # The name typed before switching type comes along (hx-include), so switching loses nothing
-        form = service.make_form(dtype, data={"name": request.args.get("name", "")})
+        form = _form(dtype, data={"name": request.args.get("name", "")})
         if form.validate_on_submit() and _save(Destination(type=dtype.type), form):
             flash(f"Created “{form.name.data}”.", "success")
             return redirect(url_for(".index"))
@@ -67,11 +121,58 @@ def new():
     return render("destinations/new.html", "destinations/_new.html", status=status, dtype=dtype, form=form)
 
 
+@bp.get("/<int:destination_id>/duplicate")
+@admin_required
+def duplicate(destination_id: int):
+    """A new destination's form filled with this one's options; secrets stay behind and are typed again."""
+    source = _get(destination_id)
+    dtype = source.destination_type
+    if dtype is None:
+        abort(404)
+    # Public options only: the secrets, URL credentials included, stay behind
+    form = _form(dtype, data={**service.edit_data(source), "name": _copy_name(source.name)})
+    return render("destinations/new.html", dtype=dtype, form=form, duplicate_of=source)
+
+
+def _copy_name(name: str) -> str:
+    """"Copy of X", then "Copy 2 of X"…: the first that is free, at most 100 characters."""
+    for n in range(1, 100):
+        candidate = (f"Copy of {name}" if n == 1 else f"Copy {n} of {name}")[:100]
+        if db.session.scalar(select(Destination.id).where(Destination.name == candidate)) is None:
+            return candidate
+    return f"Copy of {name}"[:100]
+
+
+def _test_with_form(dtype, form, destination: Destination | None):
+    """Send a test with the form's (unsaved) values; a failure is worded for people and shown beside its field."""
+    name = None
+    if destination is None:
+        name = f"{form.name.data or 'New destination'} {UNSAVED_FORM}"[-100:]
+    outcome, problems = service.send_test(dtype, destination, form, name=name, on_failure=_reword_failure)
+    if outcome is not None and outcome["status"] != "sent":
+        field = field_for_failure(form, outcome)
+        if field is not None:
+            problems = {field.name: [f"The test failed here: {outcome['error']}"]}
+            field.errors = problems[field.name]
+    return outcome, problems
+
+
+def _reword_failure(outcome: dict, config: dict) -> None:
+    outcome["error"] = human_error(outcome["error"], _target_url(config))
+
+
+def _target_url(config: dict) -> str | None:
+    """The URL a destination sends to (its first http(s) option), to name host and port in an error."""
+    return next((v for k, v in config.items() if "url" in k and isinstance(v, str) and v.startswith("http")), None)
+
+
 def _test_response(outcome, problems, form, page, **context):
-    """htmx: only the result box. Without JavaScript: the whole form page again, with the result above it."""
+    """htmx: only the result box (and the fields it marks). Without JavaScript: the whole form page again."""
     if is_htmx():
-        return render("destinations/_test_result.html", outcome=outcome, problems=problems, form=form)
-    return render(page, status=422 if problems else 200, form=form, outcome=outcome, problems=problems, **context)
+        return render("destinations/_test_result.html", outcome=outcome, problems=problems, form=form,
+                      oob_fields=True, **context)
+    return render(page, status=422 if problems and not outcome else 200, form=form, outcome=outcome,
+                  problems=problems, **context)
 
 
 @bp.post("/test")
@@ -80,8 +181,8 @@ def test_new():
     dtype = get_type(request.args.get("type"))
     if dtype is None:
         abort(404)
-    form = service.make_form(dtype)
-    outcome, problems = service.send_test(dtype, None, form)
+    form = _form(dtype)
+    outcome, problems = _test_with_form(dtype, form, None)
     return _test_response(outcome, problems, form, "destinations/new.html", dtype=dtype)
 
 
@@ -94,12 +195,12 @@ def test_existing(destination_id: int):
     if dtype is None:
         abort(404)
     if "name" in request.form:
-        form = service.make_form(dtype, destination)
-        outcome, problems = service.send_test(dtype, destination, form)
+        form = _form(dtype, destination)
+        outcome, problems = _test_with_form(dtype, form, destination)
         return _test_response(outcome, problems, form, "destinations/edit.html", dtype=dtype, destination=destination,
                               deliveries=recent_deliveries(destination.id))
     try:
-        outcome, _ = service.send_test(dtype, destination)
+        outcome, _ = service.send_test(dtype, destination, on_failure=_reword_failure)
     except InvalidInput as refusal:
         outcome = _failed_outcome(refusal.message)
     if is_htmx():
@@ -107,6 +208,48 @@ def test_existing(destination_id: int):
     flash(f"Test to “{destination.name}”: " + (
         "sent." if outcome["status"] == "sent" else f"failed. {outcome['error']}"), "success" if outcome["status"] == "sent" else "error")
     return redirect(url_for(".index"))
+
+
+def _preview_with_form(dtype, form, destination: Destination | None):
+    """The preview of the form's (unsaved) values: a stored secret is used only where a test send would use it."""
+    config, problems = service.config_from_form(form, destination)
+    if problems:
+        return None, problems
+    cfg = current_app.config
+    return preview(dtype, config, cfg["HERALD_BASE_URL"], bool(cfg["HERALD_BLOCK_PRIVATE_DESTINATIONS"])), {}
+
+
+def _preview_response(events, problems, form, page, **context):
+    if is_htmx():
+        return render("destinations/_preview.html", events=events, preview_problems=problems, problems=problems,
+                      form=form, oob_fields=True, **context)
+    return render(page, status=422 if problems else 200, form=form, preview_events=events, preview_problems=problems,
+                  **context)
+
+
+@bp.post("/preview")
+@admin_required
+def preview_new():
+    """What the unsaved form's destination would receive, built by its own send path, sent nowhere."""
+    dtype = get_type(request.args.get("type"))
+    if dtype is None:
+        abort(404)
+    form = _form(dtype)
+    events, problems = _preview_with_form(dtype, form, None)
+    return _preview_response(events, problems, form, "destinations/new.html", dtype=dtype)
+
+
+@bp.post("/<int:destination_id>/preview")
+@admin_required
+def preview_existing(destination_id: int):
+    destination = _get(destination_id)
+    dtype = destination.destination_type
+    if dtype is None:
+        abort(404)
+    form = _form(dtype, destination)
+    events, problems = _preview_with_form(dtype, form, destination)
+    return _preview_response(events, problems, form, "destinations/edit.html", dtype=dtype, destination=destination,
+                             deliveries=recent_deliveries(destination.id))
 
 
 @bp.route("/<int:destination_id>/edit", methods=["GET", "POST"])
@@ -118,7 +261,7 @@ def edit(destination_id: int):
         abort(404)
     if service.secrets_lost(destination) and request.method == "GET":
         flash(service.SECRETS_LOST, "warning")
-    form = service.edit_form(dtype, destination)
+    form = _form(dtype, destination, data=service.edit_data(destination))
     if form.validate_on_submit() and _save(destination, form):
         flash(f"Saved “{destination.name}”.", "success")
         return redirect(url_for(".index"))
@@ -134,7 +277,7 @@ def toggle(destination_id: int):
     destination = _get(destination_id)
     service.set_enabled(destination, not destination.enabled)
     if is_htmx():
-        return render("destinations/_row.html", destination=destination)
+        return render("destinations/_row.html", destination=destination, health=health_of([destination.id]))
     flash(f"“{destination.name}” is now {'enabled' if destination.enabled else 'disabled'}.", "success")
     return redirect(url_for(".index"))
 
@@ -149,6 +292,6 @@ def delete(destination_id: int):
     # A POST is the answer to the page (or the htmx dialog) that named the alerts using it: confirmed, so forced
     service.delete(destination, force=True)
     if is_htmx():
-        return render("destinations/_list.html", destinations=_all_destinations(), notice=f"Deleted “{name}”.")
+        return render("destinations/_list.html", **_list_context(notice=f"Deleted “{name}”."))
     flash(f"Deleted “{name}”.", "success")
     return redirect(url_for(".index"))

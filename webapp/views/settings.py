@@ -5,7 +5,7 @@ from sqlalchemy import select
 from wtforms import EmailField, StringField
 from wtforms.validators import Email, InputRequired, Length
 
-from ..delivery.notifier import Notifier
+from ..delivery.notifier import get_notifier
 from ..destinations import REGISTRY
 from ..destinations.email import DEFAULT_SUBJECT
 from ..extensions import db
@@ -13,6 +13,7 @@ from ..forms import HeraldForm
 from ..htmx import render
 from ..models import ApiToken, utcnow
 from .auth import admin_required
+from .readable import EMAIL_SERVER_TEST
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -42,7 +43,7 @@ def email_server():
     outcome = None
     if form.validate_on_submit():
         config = {"addresses": form.to.data, "subject_template": DEFAULT_SUBJECT, "body_template": ""}
-        outcome = Notifier(current_app._get_current_object()).send_test(REGISTRY["email"], config, name="Email server test")
+        outcome = get_notifier(current_app._get_current_object()).send_test(REGISTRY["email"], config, name=EMAIL_SERVER_TEST)
     status = 422 if form.errors else 200
     return render("settings/email.html", "settings/_email_test.html", status=status, form=form, outcome=outcome,
                   smtp=smtp_settings())

@@ -1,0 +1,4 @@
+"""`python -m webapp` is the `herald` command."""
+from .main import main
+
+main()
