@@ -207,6 +207,7 @@ def ui_request(world, draw):
     """One form post, any of the app's forms."""
     kind = draw(st.sampled_from(
         ["destination new"] * 5 + ["destination edit"] * 5 + ["destination test"] * 3 + ["destination row"] +
+        ["destination preview"] * 2 + ["destination duplicate"] +
         ["destination toggle", "destination delete", "destination type switch"] + ["alert new"] * 3 +
         ["alert edit"] * 3 + ["alert state", "alert value", "alert mute", "alert delete", "token", "token revoke",
                               "email test", "user add", "user role", "user delete", "password", "login", "setup"]))
@@ -230,6 +231,12 @@ def ui_request(world, draw):
             if draw(st.booleans()):
                 return world.form(f"/settings/destinations/test?type={type_key}", data, htmx=htmx)
             return world.form(f"/settings/destinations/{existing}/test", {"name": "", **data}, htmx=htmx)
+        if kind == "destination preview":
+            if draw(st.booleans()):
+                return world.form(f"/settings/destinations/preview?type={type_key}", data, htmx=htmx)
+            return world.form(f"/settings/destinations/{existing}/preview", {"name": "", **data}, htmx=htmx)
+        if kind == "destination duplicate":  # a GET, but it renders whatever a fuzzed row holds
+            return world.count(world.client.get(f"/settings/destinations/{target}/duplicate"))
         if kind == "destination row":
             return world.form(f"/settings/destinations/{target}/test", {}, htmx=htmx)
         if kind == "destination toggle":
@@ -386,6 +393,7 @@ def test_every_form_and_json_endpoint_under_hostile_input(world):
                      "/alerts/<int:alert_id>/state", "/alerts/<int:alert_id>/value", "/alerts/<int:alert_id>/mute",
                      "/alerts/<int:alert_id>/delete", "/settings/destinations/new", "/settings/destinations/test",
                      "/settings/destinations/<int:destination_id>/test", "/settings/destinations/<int:destination_id>/edit",
+                     "/settings/destinations/preview", "/settings/destinations/<int:destination_id>/preview",
                      "/settings/destinations/<int:destination_id>/toggle",
                      "/settings/destinations/<int:destination_id>/delete", "/settings/email", "/settings/tokens",
                      "/settings/tokens/<int:token_id>/revoke", "/settings/users/", "/settings/users/<int:user_id>/role",
