@@ -22,9 +22,10 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
 	touch $@
 
 ## run: install, create the SQLite database under instance/ and serve on http://$(HOST):$(PORT) with waitress
+# (herald serve: waitress with the proxy and body-size settings of webapp/serving.py, and the delivery worker)
 run: $(VENV)/.installed
 	$(BIN)/flask --app wsgi init-db
-	HERALD_BASE_URL='$(BASE_URL)' $(BIN)/waitress-serve --host $(HOST) --port $(PORT) --threads 8 wsgi:app
+	HERALD_BASE_URL='$(BASE_URL)' $(BIN)/herald serve --host $(HOST) --port $(PORT) --threads 8
 
 ## dev: Flask's development server with the reloader
 dev: $(VENV)/.installed

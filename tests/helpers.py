@@ -1,5 +1,6 @@
 """Shared test data and helpers: valid form data per destination type, an HTML reader, login, DB look-ups."""
 import json
+from contextlib import contextmanager
 from html.parser import HTMLParser
 
 from webapp.extensions import db
@@ -401,3 +402,36 @@ def create_destination(client, app, type_key: str, name: str | None = None, **ov
     assert response.status_code == 302, (
         f"creating {type_key} failed ({response.status_code}): {page(response).errors()}")
     return stored(app, data["name"].strip())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# waitress, as `make run` serves the app
+# ---------------------------------------------------------------------------------------------------------------
+@contextmanager
+def waitress_server(app, **options):
+    """The app served by waitress on a loopback port (base URL yielded); its loop is stopped before its sockets
+    close, so no thread is left selecting on a closed descriptor."""
+    import threading
+
+    import waitress
+    from waitress import wasyncore
+
+    socket_map = {}
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=2, map=socket_map, **options)
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            wasyncore.loop(timeout=0.05, map=socket_map, count=1)
+
+    thread = threading.Thread(target=loop, name="herald-waitress", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        server.close()
+        for channel in list(socket_map.values()):
+            channel.close()
+        server.task_dispatcher.shutdown()

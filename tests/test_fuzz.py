@@ -32,6 +32,9 @@ from webapp.extensions import db
 from webapp.models import Alert, Destination
 
 NAMES = itertools.count(1)  # unique names for records made per example
+# Three huge values can pass the 1 MiB body limit: these tests are about what the fields accept, so the limit is
+# raised here (tests/test_fuzz_security.py and tests/test_security_input.py send bodies past the real one)
+BODY_LIMIT = 16 * 1024 * 1024
 FUZZ = settings(max_examples=60, deadline=None, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large, HealthCheck.large_base_example])
@@ -203,7 +206,8 @@ def store_alert(app, name, destination_id, condition=None) -> int:
 
 
 def make_world(make_app, url):
-    app = make_app(SQLALCHEMY_DATABASE_URI=url, HERALD_LOGIN_MAX_FAILURES=10**9, HERALD_RETRY_WORKER=False)
+    app = make_app(SQLALCHEMY_DATABASE_URI=url, HERALD_LOGIN_MAX_FAILURES=10**9, HERALD_RETRY_WORKER=False,
+                   MAX_CONTENT_LENGTH=BODY_LIMIT)
     create_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, "admin")
     client = app.test_client()
     login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -265,7 +269,7 @@ def check_json(response):
 
 # -- forms -------------------------------------------------------------------------------------------------------
 def test_the_setup_form(make_app, fuzz_database):
-    app = make_app(SQLALCHEMY_DATABASE_URI=fuzz_database, HERALD_RETRY_WORKER=False)
+    app = make_app(SQLALCHEMY_DATABASE_URI=fuzz_database, HERALD_RETRY_WORKER=False, MAX_CONTENT_LENGTH=BODY_LIMIT)
     valid = {"email": "first@example.com", "password": "long enough password", "confirm": "long enough password"}
     scale = 3 if fuzz_database.startswith("postgresql") else 1
 

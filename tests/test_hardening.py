@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import (ADMIN_EMAIL, ADMIN_PASSWORD, HTMX, TYPES, VIEWER_EMAIL, VIEWER_PASSWORD, count_destinations,
@@ -19,6 +18,7 @@ from webapp.destinations import REGISTRY
 from webapp.destinations.base import HttpUrl
 from webapp.extensions import db
 from webapp.models import Delivery, Destination, utcnow
+from webapp.security import LoginThrottle
 from webapp.delivery.notification import Notification
 from webapp.delivery.notifier import Notifier
 
@@ -190,12 +190,11 @@ def test_after_too_many_wrong_passwords_even_the_right_one_is_refused_for_a_whil
     assert page(response).value("email") == ADMIN_EMAIL, "the form is shown again, filled in"
     assert not signed_in(attacker)
 
-    # The same account from another address is still locked (the limit is per account) ...
+    # The account's owner, from an address that has not failed, is not locked out by the guesser
+    # (tests/test_security_signin.py has the backstops)
     elsewhere = throttled_app.test_client()
-    assert sign_in(elsewhere, ADMIN_EMAIL, ADMIN_PASSWORD, "198.51.100.7").status_code == 429
-    assert not signed_in(elsewhere)
-    # ... and the guessing address may not try other accounts either
-    assert sign_in(throttled_app.test_client(), VIEWER_EMAIL, VIEWER_PASSWORD, "192.0.2.10").status_code == 429
+    assert sign_in(elsewhere, ADMIN_EMAIL, ADMIN_PASSWORD, "198.51.100.7").status_code == 302
+    assert signed_in(elsewhere)
 
     # Someone else, elsewhere, is unaffected
     colleague = throttled_app.test_client()
@@ -219,7 +218,7 @@ def test_fewer_failures_than_the_limit_do_not_lock_and_a_success_starts_the_coun
 def test_a_forged_x_forwarded_for_does_not_dodge_the_per_address_limit(throttled_app):
     """Without HERALD_PROXY_COUNT no proxy is trusted: a guesser cannot pose as a new address per request."""
     guesser = throttled_app.test_client()
-    for n in range(3):  # three accounts, so only the address's count can reach the limit
+    for n in range(3 * LoginThrottle.CLIENT_FACTOR):  # one try per account: only the address's count reaches a limit
         response = guesser.post("/login", data={"email": f"user{n}@example.com", "password": "guess"},
                                 environ_base={"REMOTE_ADDR": "192.0.2.66"},
                                 headers={"X-Forwarded-For": f"198.51.100.{n + 1}"})

@@ -46,22 +46,24 @@ def export_command(output, with_secrets):
 
     from .config_io import export_config
 
-    json.dump(export_config(with_secrets), output, indent=2, ensure_ascii=False)
+    warnings = []
+    json.dump(export_config(with_secrets, warnings), output, indent=2, ensure_ascii=False)
     output.write("\n")
+    for warning in warnings:
+        click.echo(f"Warning: {warning} Exported without them.", err=True)
 
 
 @commands.command("import")
 @click.argument("file", type=click.File("r"))
 def import_command(file):
     """Create or update (by name) the destinations and alerts of an export; all or nothing."""
-    import json
-
     from .config_io import ImportFailed, import_config
+    from .json_input import InvalidInput, parse_json
 
     try:
-        counts = import_config(json.load(file))
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"{file.name} is not JSON: {exc}") from None
+        counts = import_config(parse_json(file.read(), nul=True, what="The file"))
+    except InvalidInput as exc:
+        raise click.ClickException(f"{file.name}: {exc.message}") from None
     except ImportFailed as exc:
         raise click.ClickException("Nothing was imported:\n  " + "\n  ".join(exc.problems)) from None
     click.echo(", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items()))

@@ -81,6 +81,8 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "HERALD_BLOCK_PRIVATE_DESTINATIONS": _bool(env.get("HERALD_BLOCK_PRIVATE_DESTINATIONS")),
         # How many reverse proxies in front set X-Forwarded-For/-Proto (0: none, trust no such header)
         "HERALD_PROXY_COUNT": int(env.get("HERALD_PROXY_COUNT") or 0),
+        # The proxy's address, whose X-Forwarded-* headers waitress trusts ("*": any peer; see webapp/serving.py)
+        "HERALD_TRUSTED_PROXY": env.get("HERALD_TRUSTED_PROXY") or "*",
         "HERALD_LOGIN_MAX_FAILURES": int(env.get("HERALD_LOGIN_MAX_FAILURES") or 5),
         "HERALD_LOGIN_LOCKOUT_SECONDS": int(env.get("HERALD_LOGIN_LOCKOUT_SECONDS") or 900),
         # Upgrade the schema at start; set 0 to run `herald db upgrade` yourself
@@ -91,6 +93,8 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # The largest request body accepted (413 beyond): Herald's biggest form is well under 100 kB
+        "MAX_CONTENT_LENGTH": int(env.get("HERALD_MAX_CONTENT_LENGTH") or 1024 * 1024),
         # CSRF tokens live as long as the session: an operator editing a long form must not lose it
         "WTF_CSRF_TIME_LIMIT": None,
     }

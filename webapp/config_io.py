@@ -6,26 +6,30 @@ from datetime import datetime, timezone
 
 from sqlalchemy import select
 
+from . import destination_service as service
 from .destinations import get_type
 from .extensions import db
-from .json_input import InvalidInput, validated_alert_form, validated_destination_form
+from .json_input import InvalidInput, unstorable, validated_alert_form
 from .models import Alert, Destination
 
 FORMAT_VERSION = 1
 
 
-def export_config(with_secrets: bool = False) -> dict:
+def export_config(with_secrets: bool = False, warnings: list[str] | None = None) -> dict:
+    """The export; `warnings` collects what could not be exported (secrets the current key cannot decrypt)."""
     destinations = db.session.scalars(select(Destination).order_by(Destination.name)).all()
     alerts = db.session.scalars(select(Alert).order_by(Alert.name, Alert.id)).all()
+    exported = []
+    for d in destinations:
+        options, warning = service.export_options(d, with_secrets)
+        if warning and warnings is not None:
+            warnings.append(warning)
+        exported.append({"name": d.name, "type": d.type, "enabled": d.enabled, "options": options})
     return {
         "herald_export": FORMAT_VERSION,
         "exported_at": datetime.now(timezone.utc).isoformat(),
         "with_secrets": with_secrets,
-        "destinations": [
-            {"name": d.name, "type": d.type, "enabled": d.enabled,
-             "options": {**d.options, **(d.secrets if with_secrets else {})}}
-            for d in destinations
-        ],
+        "destinations": exported,
         "alerts": [
             {"name": a.name, "description": a.description, "severity": a.severity, "muted": a.muted,
              "rearm_seconds": a.rearm_seconds, "condition": a.condition,
@@ -45,6 +49,10 @@ def import_config(data) -> dict:
     """Create or update (matched by name) every destination and alert in `data`; return counts."""
     if not isinstance(data, dict) or data.get("herald_export") != FORMAT_VERSION:
         raise ImportFailed([f"herald_export: not a Herald export of format version {FORMAT_VERSION}."])
+    # Names are looked up before any form sees them: text a database cannot store is refused first
+    found = unstorable(data, nul=True)
+    if found:
+        raise ImportFailed([f"{found[0]}: {found[1]}"])
     problems: list[str] = []
     counts = {"destinations_created": 0, "destinations_updated": 0, "alerts_created": 0, "alerts_updated": 0}
     try:
@@ -92,11 +100,11 @@ def _import_destination(index: int, item, counts: dict, problems: list[str]) -> 
         return
     body = {k: item[k] for k in ("name", "enabled", "options") if k in item}
     try:
-        form, stored = validated_destination_form(dtype, body, existing)
+        form = service.form_from_json(dtype, body, existing)
     except InvalidInput as error:
         problems.extend(_describe(where, error))
         return
-    db.session.add(form.apply_to(existing or Destination(type=dtype.type), stored))
+    service.apply(existing or Destination(type=dtype.type), form)
     db.session.flush()
     counts["destinations_updated" if existing else "destinations_created"] += 1
 

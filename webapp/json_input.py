@@ -1,8 +1,11 @@
 """JSON input through the UI's WTForms forms, so one definition validates the UI, the API and imports."""
+import json
+import re
+
 from werkzeug.datastructures import MultiDict
 
 from .alert_form import AlertForm
-from .models import Alert, Destination
+from .models import Alert
 
 
 class InvalidInput(Exception):
@@ -11,6 +14,93 @@ class InvalidInput(Exception):
     def __init__(self, status: int, message: str, fields: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.fields = status, message, fields or {}
+
+
+MAX_DEPTH = 32  # Herald's own documents nest 3 deep; past this, refused before parsing (Python's parser recurses)
+SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE_MESSAGE = "Contains a lone surrogate (\\ud800-\\udfff), which is not text: remove it."
+NUL_MESSAGE = "Remove the NUL character (\\0) from this value."
+# A string (skipped whole, escapes and all) or a bracket: what the depth check needs to see
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+
+
+def _too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    depth = 0
+    for match in _JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key):
+        super().__init__(key)
+        self.key = key
+
+
+def _object_without_duplicates(pairs):
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def printable(text: str) -> str:
+    """A key or path fit to quote in a message, lone surrogates written as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def unstorable(value, path: str = "", nul: bool = False) -> tuple[str, str] | None:
+    """(path, message) of the first string, key or value, that cannot be stored as text: a lone surrogate (and,
+    with `nul`, a NUL); None when every string is fine."""
+    if isinstance(value, str):
+        if SURROGATE.search(value):
+            return path or "(body)", SURROGATE_MESSAGE
+        if nul and "\x00" in value:
+            return path or "(body)", NUL_MESSAGE
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{printable(key)}" if path else printable(key)
+            found = unstorable(key, where, nul) or unstorable(item, where, nul)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = unstorable(item, f"{path}[{index}]", nul)
+            if found:
+                return found
+    return None
+
+
+def parse_json(raw: bytes | str, nul: bool = False, what: str = "The body", hint: str = ""):
+    """A JSON document, strictly: UTF-8, at most MAX_DEPTH deep, no key twice in an object, no lone surrogate
+    (nor NUL, with `nul`) in any string. InvalidInput names what is wrong (and where, for a string)."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        raise InvalidInput(400, f"{what} is not UTF-8 JSON.{hint}") from None
+    if _too_deep(text):
+        raise InvalidInput(400, f"The JSON is nested deeper than {MAX_DEPTH} levels.")
+    try:
+        data = json.loads(text, object_pairs_hook=_object_without_duplicates)
+    except _DuplicateKey as exc:
+        key = printable(exc.key)
+        raise InvalidInput(400, f"The key “{key}” appears more than once in one object.",
+                           {key: ["Given more than once."]}) from None
+    except (ValueError, RecursionError):
+        raise InvalidInput(400, f"{what} is not JSON.{hint}") from None
+    found = unstorable(data, nul=nul)
+    if found:
+        raise InvalidInput(422, f"{found[0]}: {found[1]}", {found[0]: [found[1]]})
+    return data
 
 
 def to_formdata(values: dict, booleans=(), id_lists=(), rename: dict | None = None, lists=()) -> MultiDict:
@@ -92,32 +182,6 @@ def type_schema(dtype) -> dict:
 ALERT_FIELDS = ("name", "description", "severity", "muted", "rearm_seconds", "condition", "destination_ids")
 # The form's flat field names, as the API's nested names
 FORM_TO_API = {"condition_op": "condition.op", "condition_threshold": "condition.threshold"}
-
-
-def validated_destination_form(dtype, body: dict, destination: Destination | None):
-    """The type's form bound to the JSON (merged over the stored values on PATCH), validated or 422."""
-    options = body.get("options", {})
-    if not isinstance(options, dict):
-        raise InvalidInput(422, "options must be an object.", {"options": ["Must be an object."]})
-    fields = type_schema(dtype)["fields"]
-    reject_unknown(options, [f["name"] for f in fields])
-    if destination is None:  # options left out take the form's defaults, as the UI's pre-filled form does
-        merged = {f["name"]: f["default"] for f in fields if f["default"] not in (None, "")}
-    else:
-        merged = {"name": destination.name, "enabled": destination.enabled, **destination.options}
-    merged.update({k: v for k, v in options.items()})
-    for key in ("name", "enabled"):
-        if key in body:
-            merged[key] = body[key]
-    merged.setdefault("enabled", True)
-    boolean_names = ["enabled"] + [f["name"] for f in fields if f["type"] == "boolean"]
-    stored_secrets = destination.secrets if destination is not None else {}
-    form = dtype.form(formdata=to_formdata(merged, booleans=boolean_names, lists=dtype.list_options), meta={"csrf": False},
-                      destination_id=destination.id if destination else None,
-                      stored_secrets=[k for k in stored_secrets if k not in options or not options[k]])
-    if not form.validate():
-        raise InvalidInput(422, "The destination is not valid.", form_errors(form))
-    return form, stored_secrets
 
 
 def validated_alert_form(body: dict, alert: Alert | None) -> AlertForm:

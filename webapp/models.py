@@ -28,7 +28,16 @@ def _dummy_hash() -> str:
     return generate_password_hash("timing-equaliser")
 
 
+def new_session_token() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
 class User(UserMixin, db.Model):
+    # Ids are never reused: a removed user's cookie must not name the next user added
+    __table_args__ = {"sqlite_autoincrement": True}
+
     ROLES = ("admin", "viewer")
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -36,13 +45,40 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="viewer")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # In every session and remember cookie beside the id; a new one signs out every browser (see get_id)
+    session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session and the remember cookie: the id and the current session token."""
+        if not self.session_token:
+            self.session_token = new_session_token()
+        return f"{self.id}:{self.session_token}"
+
+    @classmethod
+    def by_session_id(cls, session_id: str) -> "User | None":
+        """The user a session or remember cookie names, if its token is still theirs."""
+        import hmac
+
+        user_id, _, token = (session_id or "").partition(":")
+        if not user_id.isdigit() or len(user_id) > 10 or not token:
+            return None
+        user = db.session.get(cls, int(user_id))
+        if user is None or not user.session_token or not hmac.compare_digest(user.session_token, token):
+            return None
+        return user
+
+    def sign_out_everywhere(self) -> None:
+        """Every session and remember cookie of this user stops working (not committed)."""
+        self.session_token = new_session_token()
+
     def set_password(self, password: str) -> None:
+        """A new password also ends every existing session: whoever knew the old one is signed out."""
         self.password_hash = generate_password_hash(password)
+        self.sign_out_everywhere()
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
@@ -87,8 +123,10 @@ class Destination(db.Model):
 
     @property
     def config(self) -> dict:
-        """Every option, secrets decrypted: for sending only, never for rendering."""
-        return {**self.options, **self.secrets}
+        """Every option, secrets decrypted (credentials back inside their URLs): for sending only, never for rendering."""
+        from .url_credentials import with_userinfo
+
+        return with_userinfo(self.options, self.secrets)
 
     @property
     def destination_type(self):

@@ -23,9 +23,14 @@ log = logging.getLogger(__name__)
 # so the recovery preview shows the follow-up request a real trigger would lead to
 _RECORDED_REPLY = {"result": {"sys_id": "preview-sys-id", "number": "INC-PREVIEW"}, "ticket": {"id": 1},
                    "message_id": "preview", "trace_id": "preview", "status": "success"}
-# A look-up (GET) finds one record, as ServiceNow's answer to an assignment group given by name would, and no
-# open ticket: the preview shows the requests of a first trigger
-_RECORDED_LOOKUP = {"result": [{"sys_id": "preview-sys-id", "number": "INC-PREVIEW"}], "tickets": []}
+
+
+def _recorded_reply(request) -> dict:
+    """A Table API query (ServiceNow's assignment-group lookup) gets one matching record, anything else the reply
+    above: the preview shows the request that follows a successful lookup."""
+    if request.method == "GET" and "sysparm_query=" in (request.url or ""):
+        return {"result": [{"sys_id": "preview-lookup-sys-id", "number": "INC-PREVIEW"}]}
+    return _RECORDED_REPLY
 
 
 class RecordingAdapter(BaseAdapter):
@@ -41,7 +46,7 @@ class RecordingAdapter(BaseAdapter):
         response.status_code = 200
         response.reason = "OK (preview: not sent)"
         response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
-        response._content = json.dumps(_RECORDED_LOOKUP if request.method == "GET" else _RECORDED_REPLY).encode()
+        response._content = json.dumps(_recorded_reply(request)).encode()
         response.encoding = "utf-8"
         response.url = request.url
         response.request = request

@@ -1,8 +1,9 @@
 """Response headers, proxy trust and sign-in throttling."""
+import ipaddress
 import logging
 import threading
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -44,40 +45,101 @@ def init_app(app, htmx_cdn_url: str):
 
 
 class LoginThrottle:
-    """Failed sign-ins per email and per client address in a sliding window; past the limit, 429 until it ends.
+    """Failed sign-ins in a sliding window; past a limit, 429 until the window has moved on.
 
-    Kept in this process's memory: with several worker processes each counts its own failures.
+    Counted per (client, email) pair, so an attacker's guesses lock out only the attacker's own attempts at that
+    account, and a correct password from a client that has not failed always gets its try. Backstops:
+    - one client, over every email: CLIENT_FACTOR × the limit (one address spraying many accounts);
+    - one email, and everything together, over clients that have failed: EMAIL_FACTOR and GLOBAL_FACTOR × the
+      limit (many addresses guessing one account, or all of them). A client with no failure in the window is
+      never held back by these, so a distributed guesser gets one try per address and no more.
+    A client is its IPv4 address or its IPv6 /64 (one host usually holds a whole /64).
+
+    Memory is bounded: each table keeps at most `max_keys` keys (the least recently failed go first) and each key
+    at most its limit's timestamps. Kept per process: with several worker processes each counts its own.
     """
 
-    def __init__(self, max_failures: int, window_seconds: int, clock=time.monotonic):
-        self.max_failures, self.window, self.clock = max_failures, window_seconds, clock
-        self._failures: dict[str, deque] = defaultdict(deque)
+    CLIENT_FACTOR, EMAIL_FACTOR, GLOBAL_FACTOR = 4, 10, 100
+
+    def __init__(self, max_failures: int, window_seconds: int, clock=time.monotonic, max_keys: int = 5000):
+        self.max_failures, self.window, self.clock, self.max_keys = max_failures, window_seconds, clock, max_keys
+        self._pairs: OrderedDict = OrderedDict()
+        self._clients: OrderedDict = OrderedDict()
+        self._emails: OrderedDict = OrderedDict()
+        self._everything: deque = deque(maxlen=max(1, max_failures * self.GLOBAL_FACTOR))
         self._lock = threading.Lock()
 
-    def _recent(self, key: str) -> deque:
-        failures = self._failures[key]
+    @staticmethod
+    def client_key(address: str | None) -> str:
+        try:
+            ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+        except ValueError:
+            return (address or "?")[:64]
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.ipv4_mapped:
+                return str(ip.ipv4_mapped)
+            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        return str(ip)
+
+    @staticmethod
+    def email_key(email: str | None) -> str:
+        return (email or "").strip().lower()[:254]
+
+    def _recent(self, table: OrderedDict, key, limit: int) -> list:
         cutoff = self.clock() - self.window
-        while failures and failures[0] < cutoff:
-            failures.popleft()
+        failures = [t for t in table.get(key, ()) if t >= cutoff]
+        if failures:
+            table[key] = failures[-limit:]
+        else:
+            table.pop(key, None)
         return failures
 
-    def retry_after(self, *keys: str) -> int:
-        """Seconds until a sign-in is allowed again for these keys; 0 when allowed now."""
-        with self._lock:
-            waits = []
-            for key in keys:
-                failures = self._recent(key)
-                if len(failures) >= self.max_failures:
-                    waits.append(int(failures[0] + self.window - self.clock()) + 1)
-            return max(waits, default=0)
+    def _wait(self, failures, limit: int) -> float:
+        if len(failures) < limit:
+            return 0
+        return failures[-limit] + self.window - self.clock()
 
-    def failed(self, *keys: str) -> None:
+    def retry_after(self, address: str | None, email: str | None) -> int:
+        """Seconds until this client may try this email again; 0 when it may now."""
+        client, email = self.client_key(address), self.email_key(email)
+        m = self.max_failures
+        with self._lock:
+            client_failures = self._recent(self._clients, client, m * self.CLIENT_FACTOR)
+            waits = [self._wait(self._recent(self._pairs, (client, email), m), m),
+                     self._wait(client_failures, m * self.CLIENT_FACTOR)]
+            if client_failures:  # the backstops hold back only clients that have failed
+                waits.append(self._wait(self._recent(self._emails, email, m * self.EMAIL_FACTOR), m * self.EMAIL_FACTOR))
+                cutoff = self.clock() - self.window
+                while self._everything and self._everything[0] < cutoff:
+                    self._everything.popleft()
+                waits.append(self._wait(list(self._everything), self._everything.maxlen))
+            wait = max(waits)
+            return int(wait) + 1 if wait > 0 else 0
+
+    def _add(self, table: OrderedDict, key, limit: int, now: float) -> None:
+        failures = table.pop(key, [])
+        failures.append(now)
+        table[key] = failures[-limit:]  # re-inserted: the most recently failed key is last
+        cutoff = now - self.window
+        while len(table) > self.max_keys or (table and next(iter(table.values()))[-1] < cutoff):
+            table.popitem(last=False)
+
+    def failed(self, address: str | None, email: str | None) -> None:
+        client, email = self.client_key(address), self.email_key(email)
+        m = self.max_failures
         with self._lock:
             now = self.clock()
-            for key in keys:
-                self._recent(key).append(now)
+            self._add(self._pairs, (client, email), m, now)
+            self._add(self._clients, client, m * self.CLIENT_FACTOR, now)
+            self._add(self._emails, email, m * self.EMAIL_FACTOR, now)
+            self._everything.append(now)
 
-    def succeeded(self, *keys: str) -> None:
+    def succeeded(self, address: str | None, email: str | None) -> None:
+        """The right password: this client's count for this email starts again."""
         with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+            self._pairs.pop((self.client_key(address), self.email_key(email)), None)
+
+    def size(self) -> int:
+        """How many keys are held (for the memory bound's test)."""
+        with self._lock:
+            return len(self._pairs) + len(self._clients) + len(self._emails)

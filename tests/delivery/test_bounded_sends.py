@@ -8,13 +8,12 @@ import time
 import pytest
 import requests
 from sqlalchemy.engine import make_url
-from werkzeug import Response
 
 from helpers import ADMIN_EMAIL, ADMIN_PASSWORD
 from webapp.delivery.notifier import Notifier
 from webapp.delivery.worker import Worker
 from webapp.extensions import db
-from webapp.models import AlertStateChange, Delivery
+from webapp.models import AlertStateChange
 
 from .conftest import configure_delivery, start_worker, wait_until
 from .test_outbox import change, create_alert, create_destination, deliveries

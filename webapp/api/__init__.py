@@ -5,7 +5,7 @@ from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import csrf, db
-from ..json_input import InvalidInput
+from ..json_input import InvalidInput, parse_json
 from ..models import ApiToken
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -56,10 +56,16 @@ def authenticate():
     return None
 
 
+NOT_AN_OBJECT = "The body must be a JSON object (Content-Type: application/json)."
+
+
 def json_body() -> dict:
-    data = request.get_json(silent=True)
+    """The request's JSON object, parsed strictly (json_input.parse_json); its size is capped by MAX_CONTENT_LENGTH."""
+    if not request.is_json:
+        raise ApiError(400, NOT_AN_OBJECT)
+    data = parse_json(request.get_data(cache=True), hint=" " + NOT_AN_OBJECT)
     if not isinstance(data, dict):
-        raise ApiError(400, "The body must be a JSON object (Content-Type: application/json).")
+        raise ApiError(400, NOT_AN_OBJECT)
     return data
 
 

@@ -1,34 +1,15 @@
-"""/api/destination-types and /api/destinations: the same forms as the settings UI, on JSON."""
-from flask import current_app, jsonify, request
+"""/api/destination-types and /api/destinations: the same forms and the same service as the settings UI."""
+from flask import jsonify, request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from ..delivery.notifier import get_notifier
+from .. import destination_service as service
 from ..destinations import REGISTRY, get_type
 from ..extensions import db
-from ..json_input import reject_unknown, type_schema, validated_destination_form
+from ..json_input import reject_unknown, type_schema
 from ..models import Destination
 from . import ApiError, bp, json_body
 
 TOP_LEVEL = ("name", "type", "enabled", "options")
-
-
-def destination_json(destination: Destination) -> dict:
-    dtype = destination.destination_type
-    secret_names = dtype.secret_fields() if dtype else []
-    stored = destination.secrets if secret_names else {}
-    return {
-        "id": destination.id,
-        "name": destination.name,
-        "type": destination.type,
-        "enabled": destination.enabled,
-        "options": dict(destination.options),
-        # Write-only: a GET says which secrets are set, never their values (as Grafana's secureFields)
-        "secure_fields": {name: bool(stored.get(name)) for name in secret_names},
-        "alert_ids": [a.id for a in destination.alerts],
-        "created_at": destination.created_at.isoformat(),
-        "updated_at": destination.updated_at.isoformat() if destination.updated_at else None,
-    }
 
 
 def _get(destination_id: int) -> Destination:
@@ -38,14 +19,10 @@ def _get(destination_id: int) -> Destination:
     return destination
 
 
-def _save(destination: Destination, form, stored_secrets: dict, status: int):
-    db.session.add(form.apply_to(destination, stored_secrets))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise ApiError(409, "Another destination already has this name.", {"name": ["Another destination already has this name."]}) from None
-    return jsonify(destination_json(destination)), status
+def _type_of(destination: Destination):
+    if destination.destination_type is None:  # a type this version no longer has
+        raise ApiError(409, f"This version of Herald has no destination type {destination.type!r}.")
+    return destination.destination_type
 
 
 @bp.get("/destination-types")
@@ -56,7 +33,7 @@ def destination_types():
 @bp.get("/destinations")
 def list_destinations():
     destinations = db.session.scalars(select(Destination).order_by(Destination.name)).all()
-    return jsonify([destination_json(d) for d in destinations])
+    return jsonify([service.as_json(d) for d in destinations])
 
 
 @bp.post("/destinations")
@@ -67,13 +44,13 @@ def create_destination():
     if dtype is None:
         raise ApiError(422, "Unknown or missing destination type.",
                        {"type": [f"Must be one of: {', '.join(REGISTRY)}."]})
-    form, stored = validated_destination_form(dtype, body, None)
-    return _save(Destination(type=dtype.type), form, stored, 201)
+    form = service.form_from_json(dtype, body, None)
+    return jsonify(service.as_json(service.save(Destination(type=dtype.type), form))), 201
 
 
 @bp.get("/destinations/<int:destination_id>")
 def get_destination(destination_id: int):
-    return jsonify(destination_json(_get(destination_id)))
+    return jsonify(service.as_json(_get(destination_id)))
 
 
 @bp.patch("/destinations/<int:destination_id>")
@@ -84,25 +61,18 @@ def update_destination(destination_id: int):
     if "type" in body and body["type"] != destination.type:
         raise ApiError(422, "A destination's type cannot change; create a new destination.",
                        {"type": ["Cannot change."]})
-    form, stored = validated_destination_form(destination.destination_type, body, destination)
-    return _save(destination, form, stored, 200)
+    form = service.form_from_json(_type_of(destination), body, destination)
+    return jsonify(service.as_json(service.save(destination, form))), 200
 
 
 @bp.delete("/destinations/<int:destination_id>")
 def delete_destination(destination_id: int):
-    destination = _get(destination_id)
-    if destination.alerts and request.args.get("force") != "true":
-        names = ", ".join(a.name for a in destination.alerts)
-        raise ApiError(409, f"Alerts use this destination: {names}. Delete with ?force=true to unbind them.",
-                       {"alert_ids": [str(a.id) for a in destination.alerts]})
-    db.session.delete(destination)
-    db.session.commit()
+    service.delete(_get(destination_id), force=request.args.get("force") == "true")
     return "", 204
 
 
 @bp.post("/destinations/<int:destination_id>/test")
 def test_destination(destination_id: int):
     destination = _get(destination_id)
-    outcome = get_notifier(current_app._get_current_object()).send_test(
-        destination.destination_type, destination.config, name=destination.name, destination_id=destination.id)
+    outcome, _ = service.send_test(_type_of(destination), destination)
     return jsonify(outcome), 200

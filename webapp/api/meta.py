@@ -68,7 +68,8 @@ def build_spec(base_url: str) -> dict:
             "/api/destinations/{destination_id}/test": {
                 "parameters": [dest_id],
                 "post": {"summary": "Send a marked test notification with the stored settings",
-                         "responses": {"200": _json("#/components/schemas/DeliveryOutcome"), "404": _error("No such destination"), **write_errors}},
+                         "responses": {"200": _json("#/components/schemas/DeliveryOutcome"), "404": _error("No such destination"),
+                                       "409": _error("The stored secrets cannot be decrypted (the encryption key changed)"), **write_errors}},
             },
             "/api/alerts": {
                 "get": {"summary": "List alerts", "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}}}}, **common_errors}},
@@ -118,6 +119,7 @@ def build_spec(base_url: str) -> dict:
                     "id": {"type": "integer"}, "name": {"type": "string"}, "type": {"type": "string", "enum": list(REGISTRY)},
                     "enabled": {"type": "boolean"}, "options": {"type": "object", "description": "The type's options, secrets left out"},
                     "secure_fields": {"type": "object", "additionalProperties": {"type": "boolean"}, "description": "Which secret options are set"},
+                    "secrets_readable": {"type": "boolean", "description": "False after an encryption-key change: PATCH the secrets again"},
                     "alert_ids": {"type": "array", "items": {"type": "integer"}},
                     "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time", "nullable": True}}},
                 # One variant per type, so each type's options go with its own "type" value

@@ -17,6 +17,7 @@ from wtforms.validators import (
 )
 
 from .. import templating
+from ..url_credentials import secret_key, split_userinfo
 from ..delivery.notification import Notification
 from ..delivery.outbound import OutboundBlocked, check_url
 from ..delivery.transport import SendContext, SendResult
@@ -175,10 +176,20 @@ class DestinationForm(HeraldForm):
 
     COMMON = ("name", "enabled", "csrf_token")
 
-    def __init__(self, *args, destination_id=None, stored_secrets=(), **kwargs):
+    def __init__(self, *args, destination_id=None, stored_secrets=(), stored_options=None, secrets_sent_to=None,
+                 stored_addresses=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.destination_id = destination_id
         self.stored_secrets = set(stored_secrets)
+        # The saved options, and the options a kept secret is bound to (None: every option): see kept_secrets_stay
+        self.stored_options = dict(stored_options or {})
+        self.secrets_sent_to = secrets_sent_to
+        # The stored values of secret options that are themselves where the other secrets go (ntfy's topic URL)
+        self.stored_addresses = dict(stored_addresses or {})
+
+    def validate(self, extra_validators=None):
+        ok = super().validate(extra_validators)
+        return self.kept_secrets_stay() and ok
 
     def validate_name(self, field):
         from ..models import Destination, db
@@ -199,7 +210,44 @@ class DestinationForm(HeraldForm):
             inline = getattr(type(self), f"validate_{field.name}", None)
             if not field.validate(self, [inline] if inline else ()):
                 problems[field.name] = field.errors
+        if not self.kept_secrets_stay():
+            problems.update({f.name: f.errors for f in self.option_fields() if f.errors})
         return problems
+
+    def changed_options(self) -> list:
+        """The plain option fields whose value differs from the saved one (URLs compared without credentials)."""
+        changed = []
+        for field in self.option_fields():
+            if getattr(field, "secret", False):
+                continue
+            new, old = field.data, self.stored_options.get(field.name)  # an option the row never had: ""
+            if isinstance(new, str) or isinstance(old, str):
+                new = split_userinfo((new or "").strip())[0] if isinstance(new, str) else new
+                old = split_userinfo((old or "").strip())[0] if isinstance(old, str) else old
+            if (new or "") != (old or "") and not (new in (None, "", False) and old in (None, "", False)):
+                changed.append(field)
+        return changed
+
+    def kept_secrets_stay(self) -> bool:
+        """A secret left blank keeps its stored value only while it goes where it went: if an option it is sent to
+        changed (an API URL, an instance address), it must be typed again. Otherwise whoever may edit the
+        destination, but not read its secrets, could send them to a host of their choosing."""
+        kept = [f for f in self.option_fields() if getattr(f, "secret", False) and getattr(f, "kept", False)]
+        if not kept or self.destination_id is None:
+            return True
+        bound = self.secrets_sent_to
+        moved = [f for f in self.changed_options() if bound is None or f.name in bound]
+        # A secret address typed anew (not kept) moves the secrets kept beside it just as a plain option would
+        moved += [f for f in self.option_fields() if f.name in (bound or ()) and getattr(f, "secret", False)
+                  and not getattr(f, "kept", False) and (f.data or "").strip()
+                  and split_userinfo(f.data.strip())[0] != split_userinfo(self.stored_addresses.get(f.name) or "")[0]]
+        if not moved:
+            return True
+        where = moved[0].label.text
+        for field in kept:
+            field.errors = [*field.errors, f"{where} changed: type the {field.label.text.lower()} again, so the stored "
+                                           "one is not sent to the new address."]
+        return False
 
     def option_fields(self):
         return [f for f in self if f.name not in self.COMMON]
@@ -222,7 +270,16 @@ class DestinationForm(HeraldForm):
                     secrets[field.name] = value.strip()
             else:
                 value = "" if field.data is None else field.data
-                options[field.name] = value.strip() if isinstance(value, str) else value
+                value = value.strip() if isinstance(value, str) else value
+                if isinstance(value, str) and any(isinstance(v, HttpUrl) for v in field.validators):
+                    value, userinfo = split_userinfo(value)
+                    # Credentials in a URL are a secret; left out, the stored ones stay only with the same URL
+                    stored = stored_secrets.get(secret_key(field.name))
+                    if not userinfo and stored and value == self.stored_options.get(field.name):
+                        userinfo = stored
+                    if userinfo:
+                        secrets[secret_key(field.name)] = userinfo
+                options[field.name] = value
         return options, secrets
 
 
@@ -299,6 +356,10 @@ class DestinationType:
     target_option: ClassVar[str | None] = None
     # Values offered in a datalist beside a free-text option (e.g. the EU endpoint)
     suggestions: ClassVar[dict[str, list[str]]] = {}
+
+    # The options that say where the secrets go (e.g. ("api_url",)): changing one means typing the secrets again.
+    # None, the default, binds them to every option, the safe choice for a type that does not say.
+    secrets_sent_to: ClassVar[tuple[str, ...] | None] = None
 
     # True where the vendor closes what a trigger opened (incidents, tickets); chat and mail post a follow-up
     resolves: ClassVar[bool] = False

@@ -37,6 +37,7 @@ class ChatWork(DestinationType):
     label = "ChatWork"
     summary = "A message in a ChatWork room."
     form = ChatWorkForm
+    secrets_sent_to = ("api_url",)
     target_option = "room_id"
 
     @classmethod

@@ -43,6 +43,8 @@ class Discord(DestinationType):
     label = "Discord"
     summary = "A message with a red or green embed in a Discord channel through a webhook."
     form = DiscordForm
+    # The secret is the webhook URL itself; the avatar URL is only a picture Discord fetches
+    secrets_sent_to = ()
     list_options = frozenset({"mentions"})
 
     @classmethod

@@ -1,4 +1,5 @@
 """Email through the SMTP server configured for Herald (Flask-Mail)."""
+import email.header
 import html
 import re
 import secrets
@@ -167,9 +168,31 @@ class Email(DestinationType):
         return SendResult(250, detail, remember=remember)
 
 
+# An RFC 2047 encoded word, =?charset?q-or-b?text?= (the charset may carry an RFC 2231 language, utf-8*en)
+_ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[^?\s]*\?[^?\s]*\?=")
+
+
+def _decoded_word(match: re.Match) -> str:
+    try:
+        parts = email.header.decode_header(match.group())
+        return "".join(text.decode(charset or "ascii", "replace") if isinstance(text, bytes) else text
+                       for text, charset in parts)
+    except (ValueError, LookupError, UnicodeError, AssertionError):
+        return match.group()
+
+
 def header_text(value: str) -> str:
-    """One line of text fit for a header: control characters and line breaks become spaces."""
-    return " ".join(_HEADER_BREAKERS.sub(" ", value or "").split())
+    """One line of text fit for a header: encoded words read as the text they stand for, then control
+    characters and line breaks become spaces, and no "=?" is left to start an encoded word.
+
+    Python's email package before 3.11.10/3.12.5 (CVE-2024-6923) decodes encoded words when it refolds a header
+    and writes a decoded CR LF as a real line break: `=?utf-8?q?x=0D=0ABcc:_evil@example.com?=` in an alert name
+    became a Bcc: header. Decoding here, then cleaning, means a line break never survives in any form; the
+    zero-width space keeps any "=?" as text on every version.
+    """
+    text = _ENCODED_WORD.sub(_decoded_word, value or "")
+    text = " ".join(_HEADER_BREAKERS.sub(" ", text).split())
+    return text.replace("=?", "=\u200b?")
 
 
 def ascii_address(address: str) -> str:

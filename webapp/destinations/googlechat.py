@@ -39,6 +39,8 @@ class GoogleChat(DestinationType):
     label = "Google Chat"
     summary = "A message with a card in a Google Chat space through a webhook; recoveries reply in the same thread."
     form = GoogleChatForm
+    # The secret is the webhook URL itself
+    secrets_sent_to = ()
 
     @classmethod
     def payload(cls, config, n) -> dict:

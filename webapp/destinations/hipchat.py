@@ -32,6 +32,7 @@ class HipChat(DestinationType):
     label = "HipChat (end of life)"
     summary = "A room notification on an old self-hosted HipChat Server or Data Center. HipChat is end of life."
     form = HipChatForm
+    secrets_sent_to = ()
     deprecated = True
     notice = ("HipChat is end of life: every edition reached it by 2020-06-30 (Cloud closed in February 2019, "
               "Server 2.4 was the last supported edition). Atlassian no longer fixes or secures it. This type "

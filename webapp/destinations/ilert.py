@@ -39,6 +39,7 @@ class Ilert(DestinationType):
     label = "ilert"
     summary = "Opens an ilert alert on trigger and resolves it on recovery."
     form = IlertForm
+    secrets_sent_to = ("api_url",)
     resolves = True
 
     @classmethod

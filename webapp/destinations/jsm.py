@@ -24,6 +24,7 @@ class Jsm(opsgenie.OpsGenie):
     label = "Jira Service Management"
     summary = "Creates a Jira Service Management Ops alert on trigger and closes it on recovery."
     form = JsmForm
+    secrets_sent_to = ("api_url",)
     suggestions = {"api_url": [DEFAULT_API_URL]}
     notice = ""
 

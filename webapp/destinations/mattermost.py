@@ -23,6 +23,7 @@ class Mattermost(DestinationType):
     label = "Mattermost"
     summary = "A message in a Mattermost channel through an incoming webhook."
     form = MattermostForm
+    secrets_sent_to = ()
     target_option = "channel"
 
     @classmethod

@@ -46,6 +46,8 @@ class Ntfy(DestinationType):
     label = "ntfy"
     summary = "A push notification to an ntfy topic, on ntfy.sh or your own server."
     form = NtfyForm
+    # The access token goes to the topic URL's server (itself a secret: retyping another one is a move)
+    secrets_sent_to = ("topic_url",)
     list_options = frozenset({"tags"})
 
     @classmethod

@@ -55,6 +55,7 @@ class OpsGenie(DestinationType):
     label = "OpsGenie"
     summary = "Creates an OpsGenie alert on trigger and closes it on recovery."
     form = OpsGenieForm
+    secrets_sent_to = ("api_url",)
     target_option = "responders"
     suggestions = {"api_url": API_URLS}
     resolves = True

@@ -29,6 +29,7 @@ class PagerDuty(DestinationType):
     label = "PagerDuty"
     summary = "Opens a PagerDuty incident on trigger and resolves it on recovery."
     form = PagerDutyForm
+    secrets_sent_to = ("api_url",)
     suggestions = {"api_url": API_URLS}
     resolves = True
 

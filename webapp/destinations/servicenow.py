@@ -58,6 +58,7 @@ class ServiceNow(DestinationType):
     label = "ServiceNow"
     summary = "Opens a ServiceNow incident on trigger and resolves it on recovery."
     form = ServiceNowForm
+    secrets_sent_to = ("instance_url",)
     target_option = "instance_url"
     suggestions = {"close_code": CLOSE_CODES}
     resolves = True

@@ -28,6 +28,7 @@ class Slack(DestinationType):
     label = "Slack"
     summary = "A message in a Slack channel through an incoming webhook."
     form = SlackForm
+    secrets_sent_to = ()
     target_option = "channel"
 
     @classmethod

@@ -50,6 +50,8 @@ class Teams(DestinationType):
     label = "Microsoft Teams"
     summary = "An Adaptive Card in a Teams channel or chat through a Workflows webhook."
     form = TeamsForm
+    # The secret is the Workflows URL itself
+    secrets_sent_to = ()
 
     @classmethod
     def payload(cls, config, n) -> dict:

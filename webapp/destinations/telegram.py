@@ -46,6 +46,7 @@ class Telegram(DestinationType):
     label = "Telegram"
     summary = "A message from your bot in a Telegram chat, group or channel."
     form = TelegramForm
+    secrets_sent_to = ("api_url",)
     target_option = "chat_id"
 
     @classmethod

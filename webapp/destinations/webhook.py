@@ -182,6 +182,7 @@ class Webhook(DestinationType):
     label = "Generic Webhook"
     summary = "A JSON POST to any URL, shaped by optional field and payload mappers."
     form = WebhookForm
+    secrets_sent_to = ("url",)
     target_option = "url"
 
     @classmethod

@@ -95,6 +95,7 @@ class Zendesk(DestinationType):
     label = "Zendesk"
     summary = "Opens a Zendesk ticket on trigger and solves it on recovery."
     form = ZendeskForm
+    secrets_sent_to = ("zendesk_url",)
     target_option = "zendesk_url"
     resolves = True
     list_options = frozenset({"tags"})

@@ -19,6 +19,7 @@ class Zenduty(DestinationType):
     label = "Zenduty"
     summary = "Opens a Zenduty incident on trigger and resolves it on recovery."
     form = ZendutyForm
+    secrets_sent_to = ()
     resolves = True  # a "resolved" alert with the trigger's entity_id resolves the incident
 
     @classmethod

@@ -36,6 +36,11 @@ def register(app):
     def not_found(error):
         return error_page(404, "Not found", "There is nothing at this address.")
 
+    @app.errorhandler(413)
+    def too_large(error):
+        limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+        return error_page(413, "Too large", f"The request is larger than Herald accepts ({limit // 1024} KiB).")
+
     @app.errorhandler(405)
     def method_not_allowed(error):
         return error_page(405, "Method not allowed", "This address does not accept that request.")

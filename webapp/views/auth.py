@@ -16,7 +16,7 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, EmailField, PasswordField
-from wtforms.validators import EqualTo, InputRequired, Length
+from wtforms.validators import EqualTo, InputRequired, Length, ValidationError
 
 from ..extensions import db, login_manager
 from ..forms import HeraldForm
@@ -62,8 +62,9 @@ class LoginForm(HeraldForm):
 
 
 @login_manager.user_loader
-def load_user(user_id: str):
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+def load_user(session_id: str):
+    # On every request, from the session or the remember cookie: "id:token", and the token must still be the user's
+    return User.by_session_id(session_id)
 
 
 def admin_required(view):
@@ -131,7 +132,7 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         throttle = current_app.extensions["herald_login_throttle"]
-        keys = ("email:" + User.normalize_email(form.email.data), "client:" + (request.remote_addr or "?"))
+        keys = (request.remote_addr, form.email.data)
         wait = throttle.retry_after(*keys)
         if wait:
             minutes = max(1, round(wait / 60))
@@ -139,7 +140,7 @@ def login():
             return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
         user = User.by_email(form.email.data)
         if user is not None and user.check_password(form.password.data):
-            throttle.succeeded(keys[0])
+            throttle.succeeded(*keys)
             login_user(user, remember=form.remember.data)
             return redirect(_safe_next(request.args.get("next")))
         if user is None:
@@ -154,4 +155,45 @@ def login():
 def logout():
     logout_user()
     flash("Signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+class PasswordForm(HeraldForm):
+    current = PasswordField("Current password", [InputRequired("Enter your current password."), Length(max=256)],
+                            render_kw={"autocomplete": "current-password"})
+    password = PasswordField("New password", [InputRequired("Choose a new password."), Length(max=256)],
+                             description=f"At least {MIN_PASSWORD} characters.", render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField("Repeat the new password", [InputRequired(), EqualTo("password", "The passwords differ.")],
+                            render_kw={"autocomplete": "new-password"})
+
+    def validate_current(self, field):
+        if not current_user.check_password(field.data or ""):
+            raise ValidationError("This is not your current password.")
+
+    def validate_password(self, field):
+        if len(field.data or "") < MIN_PASSWORD:
+            raise ValidationError(f"Use at least {MIN_PASSWORD} characters.")
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    """Your account: change your password (which signs out your other browsers), or sign out everywhere."""
+    form = PasswordForm()
+    if form.validate_on_submit():
+        current_user.set_password(form.password.data)
+        db.session.commit()
+        login_user(current_user._get_current_object())  # this browser stays signed in, with the new token
+        flash("Password changed. Every other browser signed in as you has been signed out.", "success")
+        return redirect(url_for("auth.account"))
+    return render_template("auth/account.html", form=form), 422 if form.errors else 200
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_everywhere():
+    current_user.sign_out_everywhere()
+    db.session.commit()
+    logout_user()
+    flash("Signed out everywhere: every browser and remember-me cookie of yours must sign in again.", "info")
     return redirect(url_for("auth.login"))

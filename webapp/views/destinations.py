@@ -1,14 +1,16 @@
-"""Settings → Alert Destinations: list, create (type fields swapped in by htmx), edit, enable/disable, delete."""
+"""Settings → Alert Destinations: list, create (type fields swapped in by htmx), edit, enable/disable, delete.
+
+Thin: every change goes through webapp.destination_service, as the API's and import's do.
+"""
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from sqlalchemy import case, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from ..crypto import SecretsUnreadable
-from ..delivery.notifier import get_notifier
+from .. import destination_service as service
 from ..destinations import REGISTRY, get_type
 from ..extensions import db
 from ..htmx import is_htmx, render
+from ..json_input import InvalidInput
 from ..models import Delivery, Destination, alert_destination
 from .auth import admin_required
 from .deliveries import recent_deliveries
@@ -67,28 +69,19 @@ def _get(destination_id: int) -> Destination:
     return db.get_or_404(Destination, destination_id)
 
 
-SECRETS_LOST = ("The stored secrets of this destination cannot be decrypted: the encryption key changed. "
-                "Type them again and save.")
-
-
-def _stored_secrets(destination: Destination) -> dict:
-    """The decrypted secrets, or none when the key changed: the form then asks for them again."""
+def _save(destination: Destination, form) -> bool:
+    """Save a validated form; False (with the message beside the field) when the service refuses it."""
     try:
-        return destination.secrets
-    except SecretsUnreadable:
-        return {}
-
-
-def _save(destination: Destination, form, stored_secrets: dict) -> bool:
-    """Copy a validated form onto `destination` and commit; False (with a field error) on a name race."""
-    db.session.add(form.apply_to(destination, stored_secrets))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        form.name.errors.append("Another destination already has this name.")
+        service.save(destination, form)
+    except InvalidInput as refusal:
+        for name, messages in refusal.fields.items():
+            form[name].errors = [*form[name].errors, *messages]
         return False
     return True
+
+
+def _failed_outcome(message: str) -> dict:
+    return {"status": "failed", "error": message, "status_code": None, "detail": None}
 
 
 @bp.get("/")
@@ -96,16 +89,16 @@ def index():
     return render("destinations/index.html", "destinations/_list.html", **_list_context())
 
 
-def _form(dtype, destination: Destination | None = None, stored_secrets: dict | None = None, data=None):
-    """The type's form on the POSTed values (typed secrets carried over a refusal), or on `data` for a GET.
+def _form(dtype, destination: Destination | None = None, data=None):
+    """The service's form on the POSTed values (typed secrets carried over a refusal), or on `data` for a GET.
 
-    Returns (form, stored secrets still in force): a stored optional secret the user cleared is no longer kept.
+    A stored optional secret the user cleared is not kept; the others are, while their destination address stays.
     """
     secret_names = dtype.secret_fields()
-    kept = {k: v for k, v in (stored_secrets or {}).items() if k not in form_secrets.cleared(secret_names)}
-    form = dtype.form(formdata=form_secrets.form_data(secret_names), data=data,
-                      destination_id=destination.id if destination else None, stored_secrets=kept.keys())
-    return form, kept
+    cleared = form_secrets.cleared(secret_names)
+    kept = [name for name in service.stored_secrets(destination) if name not in cleared]
+    return service.make_form(dtype, destination, kept_secrets=kept, formdata=form_secrets.form_data(secret_names),
+                             data=data)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -118,8 +111,8 @@ def new():
     form = None
     if dtype:
         # The name typed before switching type comes along (hx-include), so switching loses nothing
-        form, _ = _form(dtype, data={"name": request.args.get("name", "")})
-        if form.validate_on_submit() and _save(Destination(type=dtype.type), form, {}):
+        form = _form(dtype, data={"name": request.args.get("name", "")})
+        if form.validate_on_submit() and _save(Destination(type=dtype.type), form):
             flash(f"Created “{form.name.data}”.", "success")
             return redirect(url_for(".index"))
     if request.method == "POST" and dtype is None:
@@ -136,7 +129,8 @@ def duplicate(destination_id: int):
     dtype = source.destination_type
     if dtype is None:
         abort(404)
-    form, _ = _form(dtype, data={"name": _copy_name(source.name), "enabled": source.enabled, **source.options})
+    # Public options only: the secrets, URL credentials included, stay behind
+    form = _form(dtype, data={**service.edit_data(source), "name": _copy_name(source.name)})
     return render("destinations/new.html", dtype=dtype, form=form, duplicate_of=source)
 
 
@@ -149,24 +143,22 @@ def _copy_name(name: str) -> str:
     return f"Copy of {name}"[:100]
 
 
-def _test_with_form(dtype, form, stored_secrets: dict, destination: Destination | None):
-    """Send a test with the form's (unsaved) values; blank secrets fall back to the stored ones."""
-    problems = form.validate_options()
-    if problems:
-        return None, problems
-    options, secrets = form.split_options(stored_secrets)
-    name = form.name.data or (destination.name if destination else "")
+def _test_with_form(dtype, form, destination: Destination | None):
+    """Send a test with the form's (unsaved) values; a failure is worded for people and shown beside its field."""
+    name = None
     if destination is None:
-        name = f"{name or 'New destination'} {UNSAVED_FORM}"[-100:]
-    outcome = get_notifier(current_app._get_current_object()).send_test(
-        dtype, {**options, **secrets}, name=name, destination_id=destination.id if destination else None)
-    if outcome["status"] != "sent":
-        outcome["error"] = human_error(outcome["error"], _target_url({**options, **secrets}))
+        name = f"{form.name.data or 'New destination'} {UNSAVED_FORM}"[-100:]
+    outcome, problems = service.send_test(dtype, destination, form, name=name, on_failure=_reword_failure)
+    if outcome is not None and outcome["status"] != "sent":
         field = field_for_failure(form, outcome)
         if field is not None:
             problems = {field.name: [f"The test failed here: {outcome['error']}"]}
             field.errors = problems[field.name]
     return outcome, problems
+
+
+def _reword_failure(outcome: dict, config: dict) -> None:
+    outcome["error"] = human_error(outcome["error"], _target_url(config))
 
 
 def _target_url(config: dict) -> str | None:
@@ -189,8 +181,8 @@ def test_new():
     dtype = get_type(request.args.get("type"))
     if dtype is None:
         abort(404)
-    form, _ = _form(dtype)
-    outcome, problems = _test_with_form(dtype, form, {}, None)
+    form = _form(dtype)
+    outcome, problems = _test_with_form(dtype, form, None)
     return _test_response(outcome, problems, form, "destinations/new.html", dtype=dtype)
 
 
@@ -202,19 +194,15 @@ def test_existing(destination_id: int):
     dtype = destination.destination_type
     if dtype is None:
         abort(404)
-    stored_secrets = _stored_secrets(destination)
     if "name" in request.form:
-        form, kept = _form(dtype, destination, stored_secrets)
-        outcome, problems = _test_with_form(dtype, form, kept, destination)
+        form = _form(dtype, destination)
+        outcome, problems = _test_with_form(dtype, form, destination)
         return _test_response(outcome, problems, form, "destinations/edit.html", dtype=dtype, destination=destination,
                               deliveries=recent_deliveries(destination.id))
-    if destination.encrypted_secrets and not stored_secrets:
-        outcome = {"status": "failed", "error": SECRETS_LOST, "status_code": None, "detail": None}
-    else:
-        outcome = get_notifier(current_app._get_current_object()).send_test(
-            dtype, destination.config, name=destination.name, destination_id=destination.id)
-        if outcome["status"] != "sent":
-            outcome["error"] = human_error(outcome["error"], _target_url(destination.config))
+    try:
+        outcome, _ = service.send_test(dtype, destination, on_failure=_reword_failure)
+    except InvalidInput as refusal:
+        outcome = _failed_outcome(refusal.message)
     if is_htmx():
         return render("destinations/_test_result.html", outcome=outcome, problems={})
     flash(f"Test to “{destination.name}”: " + (
@@ -222,14 +210,13 @@ def test_existing(destination_id: int):
     return redirect(url_for(".index"))
 
 
-def _preview_with_form(dtype, form, stored_secrets: dict):
-    problems = form.validate_options()
+def _preview_with_form(dtype, form, destination: Destination | None):
+    """The preview of the form's (unsaved) values: a stored secret is used only where a test send would use it."""
+    config, problems = service.config_from_form(form, destination)
     if problems:
         return None, problems
-    options, secrets = form.split_options(stored_secrets)
     cfg = current_app.config
-    return preview(dtype, {**options, **secrets}, cfg["HERALD_BASE_URL"],
-                   bool(cfg["HERALD_BLOCK_PRIVATE_DESTINATIONS"])), {}
+    return preview(dtype, config, cfg["HERALD_BASE_URL"], bool(cfg["HERALD_BLOCK_PRIVATE_DESTINATIONS"])), {}
 
 
 def _preview_response(events, problems, form, page, **context):
@@ -247,8 +234,8 @@ def preview_new():
     dtype = get_type(request.args.get("type"))
     if dtype is None:
         abort(404)
-    form, _ = _form(dtype)
-    events, problems = _preview_with_form(dtype, form, {})
+    form = _form(dtype)
+    events, problems = _preview_with_form(dtype, form, None)
     return _preview_response(events, problems, form, "destinations/new.html", dtype=dtype)
 
 
@@ -259,8 +246,8 @@ def preview_existing(destination_id: int):
     dtype = destination.destination_type
     if dtype is None:
         abort(404)
-    form, kept = _form(dtype, destination, _stored_secrets(destination))
-    events, problems = _preview_with_form(dtype, form, kept)
+    form = _form(dtype, destination)
+    events, problems = _preview_with_form(dtype, form, destination)
     return _preview_response(events, problems, form, "destinations/edit.html", dtype=dtype, destination=destination,
                              deliveries=recent_deliveries(destination.id))
 
@@ -272,14 +259,13 @@ def edit(destination_id: int):
     dtype = destination.destination_type
     if dtype is None:
         abort(404)
-    stored_secrets = _stored_secrets(destination)
-    if destination.encrypted_secrets and not stored_secrets and request.method == "GET":
-        flash(SECRETS_LOST, "warning")
-    form, kept = _form(dtype, destination, stored_secrets,
-                       data={"name": destination.name, "enabled": destination.enabled, **destination.options})
-    if form.validate_on_submit() and _save(destination, form, kept):
+    if service.secrets_lost(destination) and request.method == "GET":
+        flash(service.SECRETS_LOST, "warning")
+    form = _form(dtype, destination, data=service.edit_data(destination))
+    if form.validate_on_submit() and _save(destination, form):
         flash(f"Saved “{destination.name}”.", "success")
         return redirect(url_for(".index"))
+    service.explain_lost_secrets(form, destination)
     status = 422 if request.method == "POST" else 200
     return render("destinations/edit.html", status=status, dtype=dtype, form=form, destination=destination,
                   deliveries=recent_deliveries(destination.id))
@@ -289,8 +275,7 @@ def edit(destination_id: int):
 @admin_required
 def toggle(destination_id: int):
     destination = _get(destination_id)
-    destination.enabled = not destination.enabled
-    db.session.commit()
+    service.set_enabled(destination, not destination.enabled)
     if is_htmx():
         return render("destinations/_row.html", destination=destination, health=health_of([destination.id]))
     flash(f"“{destination.name}” is now {'enabled' if destination.enabled else 'disabled'}.", "success")
@@ -304,8 +289,8 @@ def delete(destination_id: int):
     if request.method == "GET":
         return render("destinations/delete.html", destination=destination)
     name = destination.name
-    db.session.delete(destination)
-    db.session.commit()
+    # A POST is the answer to the page (or the htmx dialog) that named the alerts using it: confirmed, so forced
+    service.delete(destination, force=True)
     if is_htmx():
         return render("destinations/_list.html", **_list_context(notice=f"Deleted “{name}”."))
     flash(f"Deleted “{name}”.", "success")

@@ -1,0 +1,46 @@
+"""Serving Herald with waitress: `python -m webapp.serving` (what `make run` runs), or waitress_options() for
+another entry point.
+
+waitress removes X-Forwarded-* headers unless it is told which proxy to trust; without these options every client
+behind a reverse proxy would look like the proxy itself (one address for the sign-in throttle, http for https).
+"""
+import argparse
+
+PROXY_HEADERS = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port"}
+
+
+def waitress_options(config) -> dict:
+    """waitress.serve() keyword arguments that follow Herald's configuration: proxy trust and the body size limit.
+
+    HERALD_PROXY_COUNT proxies are trusted, when the connection comes from HERALD_TRUSTED_PROXY (an address, or
+    "*" for any: the default, as a single proxy on the same host is the usual set-up and Herald listens on
+    loopback); the app's ProxyFix then reads the same headers, which waitress has cut to the trusted hops.
+    """
+    options = {}
+    limit = config.get("MAX_CONTENT_LENGTH")
+    if limit:
+        options["max_request_body_size"] = int(limit)  # refused by waitress before it buffers the body
+    count = int(config.get("HERALD_PROXY_COUNT") or 0)
+    if count > 0:
+        options.update(trusted_proxy=config.get("HERALD_TRUSTED_PROXY") or "*", trusted_proxy_count=count,
+                       trusted_proxy_headers=set(PROXY_HEADERS), clear_untrusted_proxy_headers=True)
+    return options
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m webapp.serving", description="Serve Herald with waitress.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args(argv)
+
+    import waitress
+
+    from . import create_app
+
+    app = create_app()
+    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, **waitress_options(app.config))
+
+
+if __name__ == "__main__":
+    main()
