@@ -93,3 +93,25 @@ def test_credentials_a_vendor_echoes_are_redacted_in_every_form(delivery_app, ma
     for text in (stored, outcome["error"], caplog.text):
         assert encoded not in text and credentials not in text and credentials.split(":")[-1] not in text
     assert "••••" in stored
+
+
+def test_credentials_inside_a_webhook_url_are_redacted_when_the_vendor_echoes_them(delivery_app, receivers, caplog):
+    """The URL's user:password is stored apart, put back only for sending; an echo of it never reaches the log."""
+    from webapp.models import Destination
+
+    receiver = receivers()
+    receiver.expect_request("/hook").respond_with_handler(
+        lambda request: Response(f"denied: {request.url} with {request.headers.get('Authorization')}", status=403))
+    url = receiver.url_for("/hook").replace("http://", "http://hook-user:Url-Pass-7c41@")
+    destination = Destination(name="Userinfo", type="webhook", options={"url": url.replace("hook-user:Url-Pass-7c41@", "")})
+    destination.secrets = {"url:userinfo": "hook-user:Url-Pass-7c41"}
+    db.session.add(destination)
+    db.session.commit()
+
+    [outcome] = Notifier(delivery_app, NotifierSettings(timeout=2, deadline=3)).notify([destination], trigger())
+
+    encoded = base64.b64encode(b"hook-user:Url-Pass-7c41").decode()
+    assert receiver.log and receiver.log[0][0].headers["Authorization"] == f"Basic {encoded}", "sent with credentials"
+    assert outcome["status"] == "failed" and "denied" in outcome["error"]
+    for text in (outcome["error"], caplog.text):
+        assert "Url-Pass-7c41" not in text and encoded not in text

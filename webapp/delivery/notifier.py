@@ -34,6 +34,7 @@ from ..destinations import REGISTRY
 from ..extensions import db
 from ..metrics import DELIVERIES, DELIVERY_LATENCY, failure_reason
 from ..models import Destination
+from ..url_credentials import split_userinfo
 from .models import Delivery, DeliveryRef
 from .notification import Notification, make_test_notification
 from .transport import DeliveryError, SendContext, SendResult, redact
@@ -505,7 +506,7 @@ class Notifier:
     def _send(self, job: Job, final: bool) -> Outcome:
         """One attempt over the network; no database access in here."""
         dtype = job.dtype
-        secrets = [job.config.get(name) for name in _secret_fields(dtype)]
+        secrets = _redactions(dtype, job.config)
         ctx = SendContext(timeout=self.settings.timeout, deadline_seconds=self.settings.deadline, refs=dict(job.refs),
                           block_private=self.settings.block_private, attempt=job.attempt)
         started = time.monotonic()
@@ -601,6 +602,17 @@ class Notifier:
             .order_by(Delivery.id).limit(1))
         db.session.commit()
         return following
+
+
+def _redactions(dtype, config: dict) -> list[str]:
+    """Every secret a send may put on the wire: the type's secret options, and credentials inside its URLs."""
+    values = [config.get(name) for name in _secret_fields(dtype)]
+    for value in config.values():
+        if isinstance(value, str) and "://" in value and "@" in value:
+            userinfo = split_userinfo(value)[1]
+            if userinfo:
+                values += [userinfo, *userinfo.split(":", 1)]
+    return values
 
 
 @functools.cache
