@@ -175,15 +175,29 @@ def _test_response(outcome, problems, form, page, **context):
                   problems=problems, **context)
 
 
+def _type_of(destination: Destination | None):
+    """The destination's type, or for a new one the `?type=` asked for; 404 when there is none."""
+    dtype = destination.destination_type if destination else get_type(request.args.get("type"))
+    if dtype is None:
+        abort(404)
+    return dtype
+
+
+def _unsaved_form(destination: Destination | None):
+    """The request's unsaved form values for a new or stored destination, with the page that shows them."""
+    dtype = _type_of(destination)
+    if destination is None:
+        return dtype, _form(dtype), "destinations/new.html", {"dtype": dtype}
+    return dtype, _form(dtype, destination), "destinations/edit.html", {
+        "dtype": dtype, "destination": destination, "deliveries": recent_deliveries(destination.id)}
+
+
 @bp.post("/test")
 @admin_required
 def test_new():
-    dtype = get_type(request.args.get("type"))
-    if dtype is None:
-        abort(404)
-    form = _form(dtype)
+    dtype, form, page, context = _unsaved_form(None)
     outcome, problems = _test_with_form(dtype, form, None)
-    return _test_response(outcome, problems, form, "destinations/new.html", dtype=dtype)
+    return _test_response(outcome, problems, form, page, **context)
 
 
 @bp.post("/<int:destination_id>/test")
@@ -191,14 +205,11 @@ def test_new():
 def test_existing(destination_id: int):
     """From the edit form (its unsaved values) or from the list's row (the stored settings)."""
     destination = _get(destination_id)
-    dtype = destination.destination_type
-    if dtype is None:
-        abort(404)
+    dtype = _type_of(destination)
     if "name" in request.form:
-        form = _form(dtype, destination)
+        dtype, form, page, context = _unsaved_form(destination)
         outcome, problems = _test_with_form(dtype, form, destination)
-        return _test_response(outcome, problems, form, "destinations/edit.html", dtype=dtype, destination=destination,
-                              deliveries=recent_deliveries(destination.id))
+        return _test_response(outcome, problems, form, page, **context)
     try:
         outcome, _ = service.send_test(dtype, destination, on_failure=_reword_failure)
     except InvalidInput as refusal:
@@ -231,34 +242,25 @@ def _preview_response(events, problems, form, page, **context):
 @admin_required
 def preview_new():
     """What the unsaved form's destination would receive, built by its own send path, sent nowhere."""
-    dtype = get_type(request.args.get("type"))
-    if dtype is None:
-        abort(404)
-    form = _form(dtype)
+    dtype, form, page, context = _unsaved_form(None)
     events, problems = _preview_with_form(dtype, form, None)
-    return _preview_response(events, problems, form, "destinations/new.html", dtype=dtype)
+    return _preview_response(events, problems, form, page, **context)
 
 
 @bp.post("/<int:destination_id>/preview")
 @admin_required
 def preview_existing(destination_id: int):
     destination = _get(destination_id)
-    dtype = destination.destination_type
-    if dtype is None:
-        abort(404)
-    form = _form(dtype, destination)
+    dtype, form, page, context = _unsaved_form(destination)
     events, problems = _preview_with_form(dtype, form, destination)
-    return _preview_response(events, problems, form, "destinations/edit.html", dtype=dtype, destination=destination,
-                             deliveries=recent_deliveries(destination.id))
+    return _preview_response(events, problems, form, page, **context)
 
 
 @bp.route("/<int:destination_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(destination_id: int):
     destination = _get(destination_id)
-    dtype = destination.destination_type
-    if dtype is None:
-        abort(404)
+    dtype = _type_of(destination)
     if service.secrets_lost(destination) and request.method == "GET":
         flash(service.SECRETS_LOST, "warning")
     form = _form(dtype, destination, data=service.edit_data(destination))
