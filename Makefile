@@ -7,7 +7,7 @@ PORT ?= 5000
 # Links in notifications ("Open alert") point where `make run` serves, unless HERALD_BASE_URL says otherwise
 BASE_URL := $(or $(HERALD_BASE_URL),http://$(HOST):$(PORT))
 
-.PHONY: run dev test bench chromium dist build-dist clean
+.PHONY: run dev test bench chromium monitoring dist build-dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,19 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium is missing: install Debian's chromium package (the browser tests need it)" >&2; exit 1; fi; }
 
+## monitoring: tests/sources/ run the real Alertmanager (with amtool) and Prometheus; install Debian's packages when
+# missing and we are root. No recommends: the packages alone, without node-exporter and its daemon.
+MONITORING_BINARIES := prometheus-alertmanager amtool prometheus
+monitoring:
+	@missing=; for binary in $(MONITORING_BINARIES); do command -v $$binary >/dev/null 2>&1 || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus-alertmanager prometheus; \
+	  else echo "prometheus-alertmanager or prometheus is missing: install Debian's packages of those names" \
+	    "(tests/sources/ run them; without them those tests are skipped)" >&2; fi; fi
+
 ## test: every test, browser tests included
-test: $(VENV)/.test-installed chromium
+test: $(VENV)/.test-installed chromium monitoring
 	$(BIN)/python -m pytest
 
 $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
