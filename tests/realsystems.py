@@ -342,3 +342,83 @@ def prometheus(tmp_path):
     yield start
     for daemon in started:
         daemon.stop()
+
+
+# --- Herald, as the monitoring systems see it ----------------------------------------------------------------
+
+class HeraldApi:
+    """Herald served by waitress (tests/delivery's `served`), driven through its JSON API as an operator's script."""
+
+    def __init__(self, served):
+        self.served, self.url = served, served.url
+
+    def call(self, method: str, path: str, body=None, expect: int = 200):
+        response = self.served.api(method, path, json=body)
+        assert response.status_code == expect, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json() if response.content else None
+
+    def destination(self, name: str, type_key: str, options: dict) -> int:
+        return self.call("POST", "/api/destinations", {"name": name, "type": type_key, "options": options},
+                         expect=201)["id"]
+
+    def source(self, **fields) -> dict:
+        """POST /api/sources; the answer holds the inbound `url` (shown only here and on rotation)."""
+        return self.call("POST", "/api/sources", fields, expect=201)
+
+    def alerts(self, source_id: int | None = None) -> list[dict]:
+        alerts = self.call("GET", "/api/alerts")
+        return [a for a in alerts if source_id is None or a.get("source_id") == source_id]
+
+    def deliveries(self, alert_id: int) -> list[dict]:
+        return self.call("GET", f"/api/deliveries?alert_id={alert_id}&per_page=200")["items"]
+
+
+@pytest.fixture
+def herald(served):
+    """Herald served on loopback with its delivery worker, HERALD_BASE_URL its own address (so inbound URLs work)."""
+    from delivery.conftest import configure_delivery, start_worker
+
+    served.app.config["HERALD_BASE_URL"] = served.url
+    configure_delivery(served.app, HERALD_RETRY_BASE_DELAY=0.3, HERALD_RETRY_MAX_DELAY=1, HERALD_HTTP_TIMEOUT=5,
+                       HERALD_SEND_DEADLINE=10)
+    start_worker(served.app)
+    return HeraldApi(served)
+
+
+def pagerduty_events(server) -> list[dict]:
+    """PagerDuty's Events API v2 at its real path on `server`: 202 echoing the dedup key; returns the events."""
+    from werkzeug import Response
+
+    events = []
+
+    def enqueue(request):
+        event = request.get_json()
+        events.append(event)
+        return Response(json.dumps({"status": "success", "message": "Event processed",
+                                    "dedup_key": event.get("dedup_key")}), status=202, content_type="application/json")
+
+    server.expect_request("/v2/enqueue", method="POST").respond_with_handler(enqueue)
+    return events
+
+
+def posted_json(server, path: str, answer: str = "ok") -> list[dict]:
+    """A chat or webhook receiver at `path` answering 200 `answer`; returns the JSON bodies it was sent."""
+    bodies = []
+
+    def receive(request):
+        bodies.append(request.get_json())
+        return answer
+
+    server.expect_request(path, method="POST").respond_with_handler(receive)
+    return bodies
+
+
+def contains_labels(payload, labels: dict) -> bool:
+    """Whether some object anywhere inside `payload` holds every one of `labels` (where the vendor put them)."""
+    if isinstance(payload, dict):
+        if all(payload.get(k) == v for k, v in labels.items()):
+            return True
+        return any(contains_labels(value, labels) for value in payload.values())
+    if isinstance(payload, list):
+        return any(contains_labels(value, labels) for value in payload)
+    return False

@@ -1,0 +1,144 @@
+"""The real Alertmanager feeding Herald (issue 9's acceptance), end to end.
+
+Herald is served by waitress; its destinations point at local receivers at the vendors' real paths (PagerDuty's
+Events API, a Slack incoming webhook, a generic webhook). A source of kind `alertmanager` is created through
+the JSON API, and Debian's real `prometheus-alertmanager` is configured with the source's inbound URL as its
+webhook (with the source's bearer token in `http_config.authorization`). Alerts are added and ended with
+`amtool`, as an operator or a script would, and each receiving system is checked for what it would notice.
+"""
+import json
+
+from delivery.conftest import (database_url, delivery_app, receivers, served, smtp_server,  # noqa: F401  (fixtures)
+                               wait_until)
+from delivery.vendors import PAGERDUTY_KEY, SLACK_PATH, WEBHOOK_PATH
+from postgres import postgres_server  # noqa: F401
+from realsystems import alertmanager, contains_labels, herald, pagerduty_events, posted_json  # noqa: F401
+
+BEARER = "am-bearer-Xq7pL2vN9sR4tW8yZ3cF6hJ1kM5"
+SECONDS = 45  # group_wait 1 s and group_interval 2 s, on a loaded 2-core machine
+
+
+def destinations(herald, receivers):
+    """A PagerDuty destination and a Slack one, each with its own local receiver; (ids, what each receiver got)."""
+    pagerduty_server, slack_server = receivers(), receivers()
+    pagerduty = pagerduty_events(pagerduty_server)
+    slack = posted_json(slack_server, SLACK_PATH)
+    ids = {
+        "pagerduty": herald.destination("On-call (PagerDuty)", "pagerduty", {
+            "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")}),
+        "slack": herald.destination("#ops (Slack)", "slack", {"webhook_url": slack_server.url_for(SLACK_PATH)}),
+    }
+    return ids, pagerduty, slack
+
+
+def only_alert(herald, source_id):
+    alerts = herald.alerts(source_id)
+    return alerts[0] if len(alerts) == 1 else None
+
+
+def test_a_firing_alert_triggers_herald_and_its_end_recovers_the_same_alert(herald, receivers, alertmanager):
+    ids, pagerduty, slack = destinations(herald, receivers)
+    source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=list(ids.values()),
+                           bearer_token=BEARER)
+    assert source["kind"] == "alertmanager" and source["url"].startswith(herald.url + "/inbound/")
+    token = source["url"].rsplit("/", 1)[1]
+    assert len(token) >= 32  # a long random secret
+    assert token not in json.dumps(herald.call("GET", f"/api/sources/{source['id']}"))  # shown once, never again
+
+    am = alertmanager(source["url"], bearer_token=BEARER)
+    fired = am.add("HighCPU", {"severity": "critical", "instance": "web-01"},
+                   {"summary": "CPU above 90%", "description": "web-01 CPU at 93%"})
+
+    # Firing: one Herald alert, with the labels, triggered; both receivers got the trigger
+    with am.log_on_failure():
+        wait_until(lambda: (alert := only_alert(herald, source["id"])) and alert["state"] == "triggered"
+                   and pagerduty and slack, seconds=SECONDS, message="the firing alert never reached the receivers")
+    alert = only_alert(herald, source["id"])
+    assert alert["labels"] == {"alertname": "HighCPU", "instance": "web-01", "severity": "critical"}
+    assert alert["annotations"] == {"summary": "CPU above 90%", "description": "web-01 CPU at 93%"}
+    assert alert["severity"] == "critical" and alert["description"] == "web-01 CPU at 93%"
+    assert "CPU above 90%" in alert["name"] or "HighCPU" in alert["name"]
+
+    [trigger] = pagerduty
+    assert (trigger["event_action"], trigger["routing_key"]) == ("trigger", PAGERDUTY_KEY)
+    assert trigger["dedup_key"] and trigger["payload"]["severity"] == "critical"
+    assert alert["name"] in trigger["payload"]["summary"]
+    assert contains_labels(trigger["payload"].get("custom_details"), fired.labels), trigger["payload"]
+    [message] = slack
+    assert alert["name"] in message["text"] and message["attachments"][0]["color"] == "#c0392b"  # red: triggered
+    wait_until(lambda: [(d["event"], d["status"]) for d in herald.deliveries(alert["id"])] == [("trigger", "sent")] * 2,
+               message="the trigger's deliveries did not both end sent")
+
+    # An alert from a source is the monitoring system's to change, not an operator's
+    by_hand = herald.served.api("POST", f"/api/alerts/{alert['id']}/state", json={"state": "ok"})
+    assert 400 <= by_hand.status_code < 500 and "error" in by_hand.json(), by_hand.text
+    assert only_alert(herald, source["id"])["state"] == "triggered"
+
+    # Ended with amtool: the same Herald alert recovers; PagerDuty's resolve carries the trigger's dedup key
+    am.end(fired)
+    with am.log_on_failure():
+        wait_until(lambda: only_alert(herald, source["id"])["state"] == "ok" and len(pagerduty) == 2
+                   and len(slack) == 2, seconds=SECONDS, message="the end of the alert never reached the receivers")
+    recovered = only_alert(herald, source["id"])
+    assert recovered["id"] == alert["id"] and recovered["name"] == alert["name"]
+    resolve = pagerduty[1]
+    assert (resolve["event_action"], resolve["dedup_key"], resolve["routing_key"]) == (
+        "resolve", trigger["dedup_key"], PAGERDUTY_KEY)
+    assert slack[1]["attachments"][0]["color"] == "#1e8e3e"  # green: recovered
+    wait_until(lambda: sorted((d["event"], d["status"]) for d in herald.deliveries(alert["id"])) ==
+               [("resolve", "sent")] * 2 + [("trigger", "sent")] * 2, message="the resolves did not both end sent")
+
+    # Herald answered 2xx to every notification, so Alertmanager neither failed nor retried one
+    assert am.webhook_failed() == 0 and am.webhook_sent() == 2
+
+
+def test_a_wrong_bearer_token_is_refused_and_changes_nothing(herald, receivers, alertmanager):
+    ids, pagerduty, slack = destinations(herald, receivers)
+    source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=list(ids.values()),
+                           bearer_token=BEARER)
+    am = alertmanager(source["url"], bearer_token=BEARER[:-1] + "0")
+    am.add("HighCPU", {"severity": "critical", "instance": "web-01"})
+
+    with am.log_on_failure():  # a 4xx is final for Alertmanager: it counts a failure and does not retry
+        wait_until(lambda: am.webhook_failed() >= 1, seconds=SECONDS, message="Alertmanager's post was not refused")
+    assert herald.alerts(source["id"]) == []
+    assert pagerduty == [] and slack == []
+
+
+def test_a_route_sends_critical_and_page_alerts_to_its_destinations_and_the_others_to_the_defaults(
+        herald, receivers, alertmanager):
+    pagerduty_server, webhook_server = receivers(), receivers()
+    pagerduty = pagerduty_events(pagerduty_server)
+    webhook = posted_json(webhook_server, WEBHOOK_PATH, answer="accepted")
+    on_call = herald.destination("On-call (PagerDuty)", "pagerduty", {
+        "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")})
+    tickets = herald.destination("Ticket queue (webhook)", "webhook", {"url": webhook_server.url_for(WEBHOOK_PATH)})
+    source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[tickets], bearer_token=BEARER,
+                           routes=[{"matchers": ['severity=~"critical|page"'], "destination_ids": [on_call],
+                                    "continue": False}])
+    assert source["routes"][0]["destination_ids"] == [on_call] and source["destination_ids"] == [tickets]
+
+    am = alertmanager(source["url"], bearer_token=BEARER)
+    for alertname, severity, instance in [("DiskFull", "critical", "db-01"), ("QueueStuck", "page", "mq-01"),
+                                          ("HighLatency", "warning", "web-02")]:
+        am.add(alertname, {"severity": severity, "instance": instance}, {"summary": f"{alertname} on {instance}"})
+
+    def delivered():
+        alerts = herald.alerts(source["id"])
+        return len(alerts) == 3 and all(a["state"] == "triggered" for a in alerts) and all(
+            [d["status"] for d in herald.deliveries(a["id"])] == ["sent"] for a in alerts)
+
+    with am.log_on_failure():
+        wait_until(delivered, seconds=SECONDS, message="the three alerts were not each delivered once")
+    by_name = {a["labels"]["alertname"]: a for a in herald.alerts(source["id"])}
+    assert {name: [d["destination_id"] for d in herald.deliveries(a["id"])] for name, a in by_name.items()} == {
+        "DiskFull": [on_call], "QueueStuck": [on_call], "HighLatency": [tickets]}
+
+    # What each receiving system saw: PagerDuty the critical and the page alert, the webhook only the warning
+    assert sorted(e["event_action"] for e in pagerduty) == ["trigger", "trigger"]
+    assert {name for name in by_name if any(name in e["payload"]["summary"] for e in pagerduty)} == {
+        "DiskFull", "QueueStuck"}
+    [ticket] = webhook
+    assert ticket["alert"]["state"] == "triggered" and "HighLatency" in json.dumps(ticket)
+    assert "DiskFull" not in json.dumps(ticket) and "QueueStuck" not in json.dumps(ticket)
+    assert contains_labels(ticket, {"alertname": "HighLatency", "severity": "warning", "instance": "web-02"})

@@ -1,0 +1,55 @@
+"""A real Prometheus rule that fires, through the real Alertmanager, into Herald and out to a destination.
+
+Prometheus evaluates `vector(1) > 0` every second as `AlwaysFiring` (severity critical, team platform) and
+sends it to Alertmanager, whose webhook is an `alertmanager` source's inbound URL. The destinations' local
+receivers (PagerDuty's Events API and a generic webhook, at their real paths) must get the trigger with the
+rule's labels, and Herald's alert page must link back to the rule in Prometheus (its generatorURL).
+"""
+import html
+
+from delivery.conftest import (database_url, delivery_app, receivers, served, smtp_server,  # noqa: F401  (fixtures)
+                               wait_until)
+from delivery.vendors import PAGERDUTY_KEY, WEBHOOK_PATH
+from helpers import ADMIN_EMAIL, ADMIN_PASSWORD, login
+from postgres import postgres_server  # noqa: F401
+from realsystems import (ALWAYS_FIRING, alertmanager, contains_labels, herald, pagerduty_events,  # noqa: F401
+                         posted_json, prometheus)
+
+BEARER = "prom-bearer-Lk3Jh8Gf2Ds9Aq6Wz1Xc4Vb7Nm0"
+RULE_LABELS = {"alertname": "AlwaysFiring", **ALWAYS_FIRING["labels"]}
+
+
+def test_a_firing_prometheus_rule_reaches_a_destination_with_its_labels(herald, receivers, alertmanager, prometheus):
+    pagerduty_server, webhook_server = receivers(), receivers()
+    pagerduty = pagerduty_events(pagerduty_server)
+    webhook = posted_json(webhook_server, WEBHOOK_PATH, answer="accepted")
+    ids = [herald.destination("On-call (PagerDuty)", "pagerduty", {
+               "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")}),
+           herald.destination("Automation (webhook)", "webhook", {"url": webhook_server.url_for(WEBHOOK_PATH)})]
+    source = herald.source(name="Prometheus", kind="alertmanager", destination_ids=ids, bearer_token=BEARER)
+    am = alertmanager(source["url"], bearer_token=BEARER)
+    prom = prometheus(am)
+
+    with prom.log_on_failure(), am.log_on_failure():
+        wait_until(lambda: pagerduty and webhook, seconds=60, message="the rule's alert never reached the receivers")
+    [alert] = herald.alerts(source["id"])
+    assert alert["state"] == "triggered" and alert["severity"] == "critical"
+    assert alert["labels"] == RULE_LABELS and alert["annotations"] == ALWAYS_FIRING["annotations"]
+    assert alert["description"] == ALWAYS_FIRING["annotations"]["description"]
+
+    [trigger] = pagerduty
+    assert (trigger["event_action"], trigger["routing_key"]) == ("trigger", PAGERDUTY_KEY)
+    assert trigger["payload"]["severity"] == "critical" and alert["name"] in trigger["payload"]["summary"]
+    assert contains_labels(trigger["payload"].get("custom_details"), RULE_LABELS), trigger["payload"]
+    [hook] = webhook
+    assert hook["alert"]["state"] == "triggered" and contains_labels(hook, RULE_LABELS), hook
+
+    # The alert page links back to the rule's expression in Prometheus
+    [held] = am.alerts()
+    generator_url = held["generatorURL"]
+    assert generator_url.startswith(prom.url + "/graph?g0.expr=")
+    client = herald.served.app.test_client()
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    page = client.get(f"/alerts/{alert['id']}")
+    assert page.status_code == 200
+    assert f'href="{html.escape(generator_url)}"' in page.get_data(as_text=True)
