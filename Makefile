@@ -61,6 +61,7 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
 bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/lists.py
+	$(BIN)/python bench/sources.py
 
 $(VENV)/.dist-installed: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dist]'
