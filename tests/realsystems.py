@@ -172,9 +172,10 @@ class Route:
     matchers: list[str]
     receiver: str
     continue_: bool = False
+    timing: dict = field(default_factory=dict)  # e.g. {"repeat_interval": "1s"}: overrides the tree's
 
     def config(self) -> dict:
-        return {"matchers": self.matchers, "receiver": self.receiver, "continue": self.continue_}
+        return {"matchers": self.matchers, "receiver": self.receiver, "continue": self.continue_, **self.timing}
 
 
 @dataclass

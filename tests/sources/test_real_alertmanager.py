@@ -7,12 +7,14 @@ webhook (with the source's bearer token in `http_config.authorization`). Alerts 
 `amtool`, as an operator or a script would, and each receiving system is checked for what it would notice.
 """
 import json
+import time
 
 from delivery.conftest import (database_url, delivery_app, receivers, served, smtp_server,  # noqa: F401  (fixtures)
                                wait_until)
 from delivery.vendors import PAGERDUTY_KEY, SLACK_PATH, WEBHOOK_PATH
 from postgres import postgres_server  # noqa: F401
-from realsystems import alertmanager, contains_labels, herald, pagerduty_events, posted_json  # noqa: F401
+from realsystems import (Route, Webhook, alertmanager, contains_labels, herald, pagerduty_events,  # noqa: F401
+                         posted_json)
 
 BEARER = "am-bearer-Xq7pL2vN9sR4tW8yZ3cF6hJ1kM5"
 SECONDS = 45  # group_wait 1 s and group_interval 2 s, on a loaded 2-core machine
@@ -142,3 +144,79 @@ def test_a_route_sends_critical_and_page_alerts_to_its_destinations_and_the_othe
     assert ticket["alert"]["state"] == "triggered" and "HighLatency" in json.dumps(ticket)
     assert "DiskFull" not in json.dumps(ticket) and "QueueStuck" not in json.dumps(ticket)
     assert contains_labels(ticket, {"alertname": "HighLatency", "severity": "warning", "instance": "web-02"})
+
+
+def test_a_route_with_continue_also_sends_to_the_next_matching_route(herald, receivers, alertmanager):
+    """critical|page (continue) → on-call, then instance db-01 → the DBAs' chat; unmatched → the defaults."""
+    pagerduty_server, slack_server, webhook_server = receivers(), receivers(), receivers()
+    pagerduty = pagerduty_events(pagerduty_server)
+    slack = posted_json(slack_server, SLACK_PATH)
+    webhook = posted_json(webhook_server, WEBHOOK_PATH, answer="accepted")
+    on_call = herald.destination("On-call (PagerDuty)", "pagerduty", {
+        "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")})
+    dbas = herald.destination("#dba (Slack)", "slack", {"webhook_url": slack_server.url_for(SLACK_PATH)})
+    tickets = herald.destination("Ticket queue (webhook)", "webhook", {"url": webhook_server.url_for(WEBHOOK_PATH)})
+    source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[tickets], bearer_token=BEARER,
+                           routes=[{"matchers": ['severity=~"critical|page"'], "destination_ids": [on_call],
+                                    "continue": True},
+                                   {"matchers": ['instance="db-01"'], "destination_ids": [dbas], "continue": False}])
+    am = alertmanager(source["url"], bearer_token=BEARER)
+    for alertname, severity, instance in [("DiskFull", "critical", "db-01"), ("ReplicaLag", "warning", "db-01"),
+                                          ("QueueStuck", "page", "mq-01"), ("HighLatency", "warning", "web-02")]:
+        am.add(alertname, {"severity": severity, "instance": instance}, {"summary": f"{alertname} on {instance}"})
+
+    def delivered():
+        alerts = herald.alerts(source["id"])
+        return len(alerts) == 4 and sum(len(herald.deliveries(a["id"])) for a in alerts) == 5 and all(
+            d["status"] == "sent" for a in alerts for d in herald.deliveries(a["id"]))
+
+    with am.log_on_failure():
+        wait_until(delivered, seconds=SECONDS, message="the four alerts did not make their five deliveries")
+    by_name = {a["labels"]["alertname"]: a for a in herald.alerts(source["id"])}
+    assert {name: sorted(d["destination_id"] for d in herald.deliveries(a["id"])) for name, a in by_name.items()} == {
+        "DiskFull": sorted([on_call, dbas]), "ReplicaLag": [dbas], "QueueStuck": [on_call], "HighLatency": [tickets]}
+    assert sorted(name for name in by_name for e in pagerduty if name in e["payload"]["summary"]) == [
+        "DiskFull", "QueueStuck"]
+    assert sorted(name for name in by_name for m in slack if name in m["text"]) == ["DiskFull", "ReplicaLag"]
+    assert [name for name in by_name for t in webhook if name in json.dumps(t)] == ["HighLatency"]
+
+
+def test_alertmanagers_watchdog_keeps_a_heartbeat_quiet_and_its_silence_triggers_it(herald, receivers, alertmanager):
+    """The kube-prometheus pattern: the always-firing Watchdog is routed to a heartbeat source and repeated every
+    second; when Alertmanager stops, the pings stop and the heartbeat triggers; a new Alertmanager resolves it."""
+    pagerduty_server = receivers()
+    pagerduty = pagerduty_events(pagerduty_server)
+    on_call = herald.destination("On-call (PagerDuty)", "pagerduty", {
+        "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")})
+    alerts = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[on_call],
+                           bearer_token=BEARER)
+    heartbeat = herald.source(name="Monitoring pipeline", kind="heartbeat", destination_ids=[on_call],
+                              period_seconds=3, grace_seconds=2)
+    tree = dict(receivers={"herald": Webhook(alerts["url"], BEARER), "heartbeat": Webhook(heartbeat["url"])},
+                routes=[Route(['alertname="Watchdog"'], "heartbeat",
+                              timing={"group_wait": "0s", "group_interval": "1s", "repeat_interval": "1s"})])
+
+    def heartbeat_state():
+        found = herald.alerts(heartbeat["id"])
+        return found[0]["state"] if len(found) == 1 else None
+
+    am = alertmanager(**tree)
+    am.add("Watchdog", {"severity": "none"}, {"summary": "The alerting pipeline is working"})
+    with am.log_on_failure():
+        wait_until(lambda: heartbeat_state() == "ok", seconds=SECONDS, message="the Watchdog never pinged")
+    time.sleep(3 + 2 + 2)  # longer than period + grace: pinged all along, it must stay quiet
+    assert heartbeat_state() == "ok" and pagerduty == []
+    assert herald.alerts(alerts["id"]) == []  # the Watchdog went to the heartbeat only
+
+    am.stop()
+    wait_until(lambda: heartbeat_state() == "triggered" and pagerduty, seconds=SECONDS,
+               message="the heartbeat did not trigger when the pings stopped")
+    [trigger] = pagerduty
+    assert trigger["event_action"] == "trigger" and "Monitoring pipeline" in trigger["payload"]["summary"]
+
+    again = alertmanager(**tree)
+    again.add("Watchdog", {"severity": "none"}, {"summary": "The alerting pipeline is working"})
+    with again.log_on_failure():
+        wait_until(lambda: heartbeat_state() == "ok" and len(pagerduty) == 2, seconds=SECONDS,
+                   message="the next ping did not recover the heartbeat")
+    assert (pagerduty[1]["event_action"], pagerduty[1]["dedup_key"]) == ("resolve", trigger["dedup_key"])
