@@ -30,7 +30,7 @@ WEBHOOK_SECRET = "S3CR3Told-webhook-password-5d1e"
 SLACK_SECRET = "https://hooks.slack.com/services/T000/B000/S3CR3Told-slack-77ab"
 TABLES_AT_0001 = {"user", "destination"}
 TABLES_AT_HEAD = {"user", "destination", "delivery", "delivery_ref", "alert", "alert_destination",
-                  "alert_state_change", "api_token", "delivery_worker"}
+                  "alert_state_change", "api_token", "delivery_worker", "source", "source_destination"}
 
 
 def head_revision() -> str:

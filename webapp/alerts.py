@@ -228,3 +228,107 @@ def _summary(outcomes: list[dict]) -> str:
     for outcome in outcomes:
         counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
     return "Deliveries: " + ", ".join(f"{n} {status}" for status, n in counts.items()) + "."
+
+
+# --- batches: many alerts changed in one transaction (alert sources) ---------------------------------------------
+
+@dataclass
+class BatchItem:
+    """One alert of a batch and the state it is to have. `targets`: who hears of the change (for alerts from a
+    source, its routes' destinations and the alert's extra ones); `details`: the Notification's extra fields."""
+
+    alert: Alert
+    new_state: str
+    targets: list[Target]
+    details: dict = field(default_factory=dict)
+    created: bool = False
+
+
+@dataclass
+class BatchOutcome:
+    alert_id: int
+    created: bool
+    previous_state: str
+    state: str
+    changed: bool
+    notified: int
+
+
+class BatchConflict(Exception):
+    """Another writer got in first (a compare-and-set lost, or the same new alert was inserted meanwhile)."""
+
+
+def apply_batch(app, prepare, source: str, actor: str | None = None) -> list[BatchOutcome]:
+    """Apply every change `prepare()` returns in ONE transaction, by the same state rules, history and outbox as
+    set_state, then hand the staged deliveries to the senders (not waiting for them).
+
+    `prepare()` runs inside the transaction (again after a conflict, against what the winner committed); it may add
+    new alerts to the session and must be repeatable. The batch is committed whole or not at all: ChangeNotRecorded
+    when it could not be, and then nothing was.
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    notifier = get_notifier(app)
+    base_url = app.config["HERALD_BASE_URL"]
+    for _ in range(MAX_CONFLICTS):
+        db.session.rollback()  # decide on what is committed now
+        try:
+            outcomes, rows, written = _apply_batch_once(notifier, prepare(), source, actor, base_url)
+            session = db.session()
+            session.expire_on_commit = False
+            try:
+                db.session.commit()  # every change, its history and its deliveries, together or not at all
+            finally:
+                session.expire_on_commit = True
+        except (BatchConflict, IntegrityError):
+            db.session.rollback()
+            continue
+        except SQLAlchemyError as exc:
+            db.session.rollback()
+            log.error("a batch from %s could not be recorded: %s", actor or source, exc)
+            raise ChangeNotRecorded("The alerts could not be recorded (the database refused the write); nothing "
+                                    "was changed and nobody was notified. Try again.") from None
+        for alert, values in written:
+            for key, value in values.items():
+                set_committed_value(alert, key, value)
+        for outcome in outcomes:
+            if outcome.changed:
+                STATE_CHANGES.labels(outcome.previous_state, outcome.state, source).inc()
+        notifier.dispatch(rows)
+        return outcomes
+    db.session.rollback()
+    raise ChangeNotRecorded("The alerts are changing too fast; nothing was recorded. Try again.")
+
+
+def _apply_batch_once(notifier, items: list[BatchItem], source: str, actor: str | None, base_url: str):
+    from dataclasses import replace
+
+    db.session.flush()  # new alerts get their ids (a duplicate insert raises IntegrityError: a conflict)
+    now = utcnow()
+    outcomes, rows, written = [], [], []
+    for item in items:
+        alert = item.alert
+        plan = _plan(alert, item.new_state, now, None)
+        if plan is None:
+            outcomes.append(BatchOutcome(alert.id, item.created, alert.state, alert.state, False, 0))
+            continue
+        targets = item.targets if plan.notify else []
+        won = db.session.execute(
+            update(Alert).where(Alert.id == alert.id, Alert.version == alert.version).values(**plan.values)
+            .execution_options(synchronize_session=False)).rowcount
+        if won != 1:
+            raise BatchConflict()
+        entry = AlertStateChange(alert_id=alert.id, from_state=plan.previous, to_state=item.new_state, source=source,
+                                 actor=actor, created_at=now, note=plan.note,
+                                 notified=sum(1 for t in targets if t.enabled))
+        if plan.notify and not targets:
+            entry.note = "No destinations are bound to this alert."
+        db.session.add(entry)
+        if targets:
+            db.session.flush()
+            notification = replace(notification_for(alert, plan, item.new_state, base_url, None), **item.details)
+            rows += notifier.stage(targets, notification, state_change_id=entry.id, now=now)
+        written.append((alert, plan.values))
+        outcomes.append(BatchOutcome(alert.id, item.created, plan.previous, item.new_state, not plan.rearm,
+                                     entry.notified))
+    return outcomes, rows, written

@@ -95,6 +95,9 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         # The largest request body accepted (413 beyond): Herald's biggest form is well under 100 kB
         "MAX_CONTENT_LENGTH": int(env.get("HERALD_MAX_CONTENT_LENGTH") or 1024 * 1024),
+        # Alert sources (/inbound/<token>): the largest payload, and the most alerts in one, accepted (4xx beyond)
+        "HERALD_INBOUND_MAX_BYTES": int(env.get("HERALD_INBOUND_MAX_BYTES") or 1024 * 1024),
+        "HERALD_INBOUND_MAX_ALERTS": int(env.get("HERALD_INBOUND_MAX_ALERTS") or 1000),
         # CSRF tokens live as long as the session: an operator editing a long form must not lose it
         "WTF_CSRF_TIME_LIMIT": None,
     }

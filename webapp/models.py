@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -20,6 +21,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .crypto import decrypt_json, encrypt_json
 from .dbtypes import UTCDateTime, utcnow
 from .delivery.models import Delivery, DeliveryRef, DeliveryWorker  # noqa: F401  (every table in one place, for Alembic)
+from .sources.models import Source, source_destination  # noqa: F401
 from .extensions import db
 
 
@@ -145,8 +147,10 @@ alert_destination = db.Table(
 class Alert(db.Model):
     """Something that can be triggered or ok, and the destinations to tell when it changes."""
 
-    # Ids are never reused: deliveries, vendor references and dedup keys (herald-alert-<id>) outlive an alert
-    __table_args__ = {"sqlite_autoincrement": True}
+    # Ids are never reused: deliveries, vendor references and dedup keys (herald-alert-<id>) outlive an alert.
+    # An alert from a source is found again by its key there (Alertmanager's fingerprint)
+    __table_args__ = (Index("uq_alert_source_key", "source_id", "source_key", unique=True),
+                      {"sqlite_autoincrement": True})
 
     STATES = ("unknown", "ok", "triggered")
     SEVERITIES = ("critical", "error", "warning", "info")
@@ -169,12 +173,27 @@ class Alert(db.Model):
     last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Bumped by every state change and re-notification: the compare-and-set that orders concurrent changes
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # From an alert source (webapp/sources): set by what the source sends, never triggered or resolved by hand
+    # No ON DELETE: deleting a source deletes its alerts first (webapp.sources.service.delete_source), with their
+    # vendor references; SQLite could only add the reference to "alert" in place without one
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("source.id"))
+    source_key: Mapped[str | None] = mapped_column(String(255))
+    labels: Mapped[dict | None] = mapped_column(JSON)
+    annotations: Mapped[dict | None] = mapped_column(JSON)
+    generator_url: Mapped[str | None] = mapped_column(Text)
+    external_url: Mapped[str | None] = mapped_column(Text)
 
+    source = relationship("Source", backref=backref("alerts", order_by="Alert.name", passive_deletes=True))
+    # For an alert from a source: extra destinations, besides those the source's routes choose
     destinations: Mapped[list[Destination]] = relationship(
         secondary=alert_destination, order_by=Destination.name, backref=backref("alerts", order_by="Alert.name"))
     history: Mapped[list["AlertStateChange"]] = relationship(
         back_populates="alert", order_by="AlertStateChange.id.desc()", cascade="all, delete-orphan",
         passive_deletes=True)
+
+    @property
+    def from_source(self) -> bool:
+        return self.source_id is not None
 
     @property
     def condition(self) -> dict | None:

@@ -69,4 +69,4 @@ def json_body() -> dict:
     return data
 
 
-from . import alerts, destinations, meta  # noqa: E402,F401  (routes register on bp)
+from . import alerts, destinations, meta, sources  # noqa: E402,F401  (routes register on bp)

@@ -28,6 +28,12 @@ def alert_json(alert: Alert) -> dict:
         "created_at": iso(alert.created_at),
         "last_triggered_at": iso(alert.last_triggered_at),
         "last_state_change_at": iso(alert.last_state_change_at),
+        # From an alert source: set by what it sends (null for alerts made in Herald)
+        "source_id": alert.source_id,
+        "labels": alert.labels or {},
+        "annotations": alert.annotations or {},
+        "generator_url": alert.generator_url,
+        "external_url": alert.external_url,
     }
 
 
@@ -61,6 +67,12 @@ def get_alert(alert_id: int):
 @bp.patch("/alerts/<int:alert_id>")
 def update_alert(alert_id: int):
     alert = _get(alert_id)
+    if alert.from_source:
+        from ..sources.alerts import validated_source_alert_form
+
+        validated_source_alert_form(json_body(), alert).apply_to(alert)
+        db.session.commit()
+        return jsonify(alert_json(alert))
     form = validated_alert_form(json_body(), alert)
     form.apply_to(alert)
     db.session.commit()
@@ -71,6 +83,13 @@ def update_alert(alert_id: int):
 def delete_alert(alert_id: int):
     alert_service.delete_alert(_get(alert_id))
     return "", 204
+
+
+def _refuse_by_hand(alert: Alert) -> None:
+    if alert.from_source:
+        from ..sources.alerts import BY_HAND
+
+        raise ApiError(409, BY_HAND, {"state": [BY_HAND]})
 
 
 def _change_response(change):
@@ -94,6 +113,7 @@ def _change_response(change):
 @bp.post("/alerts/<int:alert_id>/state")
 def set_alert_state(alert_id: int):
     alert = _get(alert_id)
+    _refuse_by_hand(alert)
     body = json_body()
     reject_unknown(body, ("state",))
     state = body.get("state")
@@ -106,6 +126,7 @@ def set_alert_state(alert_id: int):
 @bp.post("/alerts/<int:alert_id>/value")
 def submit_alert_value(alert_id: int):
     alert = _get(alert_id)
+    _refuse_by_hand(alert)
     body = json_body()
     reject_unknown(body, ("value",))
     value = body.get("value")

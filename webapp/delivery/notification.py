@@ -29,6 +29,12 @@ class Notification:
     rearm_seconds: int = 0
     alert_created_at: datetime | None = None
     last_triggered_at: datetime | None = None
+    # An alert from a source (Alertmanager, Grafana, a webhook, a heartbeat): what it sent, for vendors with room
+    source_name: str | None = None
+    labels: dict | None = None
+    annotations: dict | None = None
+    generator_url: str | None = None
+    external_url: str | None = None
 
     @property
     def event(self) -> str:
@@ -73,6 +79,20 @@ class Notification:
         if self.threshold is not None:
             facts.append(("Threshold", format_number(self.threshold)))
         facts.append(("Time", self.occurred_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")))
+        return facts + self.source_facts()
+
+    def source_facts(self) -> list[tuple[str, str]]:
+        """What a source sent, as facts: the source, the labels, annotations beyond summary and description."""
+        facts = []
+        if self.source_name:
+            facts.append(("Source", self.source_name))
+        if self.labels:
+            facts.append(("Labels", ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items()))))
+        for key, value in sorted((self.annotations or {}).items()):
+            if key not in ("summary", "description") and value:
+                facts.append((key, value))
+        if self.generator_url:
+            facts.append(("Generator", self.generator_url))
         return facts
 
     def to_json(self) -> dict:

@@ -122,7 +122,9 @@ def description(n) -> str:
 def details(n) -> dict:
     """The facts as a string map, kept under OpsGenie's 8,000-character total."""
     result, used = {}, 0
-    for label, value in n.facts():
+    # An alert from a source: each label is a detail of its own (OpsGenie filters on details), then the facts
+    pairs = [(f"label.{k}", v) for k, v in sorted((n.labels or {}).items())] + n.facts()
+    for label, value in pairs:
         size = len(label) + len(value)
         if used + size > DETAILS_LIMIT:
             break

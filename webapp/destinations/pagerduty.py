@@ -45,6 +45,11 @@ class PagerDuty(DestinationType):
         details = {label.lower(): value for label, value in n.facts()}
         if n.description:
             details["description"] = n.description
+        # An alert from a source: its labels and annotations as they came, objects PagerDuty shows as such
+        if n.labels:
+            details["labels"] = dict(n.labels)
+        if n.annotations:
+            details["annotations"] = dict(n.annotations)
         event["payload"] = {
             "summary": truncate(one_line(n.title), SUMMARY_LIMIT),
             "source": urlsplit(n.url_base).hostname or "herald",

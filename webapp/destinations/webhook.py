@@ -131,6 +131,9 @@ def build_payload(n, field_mapper: str = "", payload_mapper: str = "") -> dict:
         "metadata": {"source": "Herald", "event": n.event, "dedup_key": n.dedup_key, "renotify": n.renotify,
                      "Scheduled": False},
     }
+    if n.source_name is not None:  # an alert from a source: what it sent, as it sent it
+        payload["alert"].update({"source": n.source_name, "labels": n.labels or {}, "annotations": n.annotations or {},
+                                 "generator_url": n.generator_url, "external_url": n.external_url})
     payload = apply_field_mapper(payload, parse_field_mapper(field_mapper or ""))
     wrapper = (payload_mapper or "").strip()
     return {wrapper: payload} if wrapper else payload

@@ -7,9 +7,10 @@ from ..htmx import is_htmx
 
 def register(app):
     from ..api import bp as api_bp
-    from . import alerts, auth, deliveries, destinations, form_secrets, health, readable, settings, users
+    from . import alerts, auth, deliveries, destinations, form_secrets, health, inbound, readable, settings, sources, users
 
-    for blueprint in (auth.bp, alerts.bp, destinations.bp, deliveries.bp, settings.bp, users.bp, health.bp, api_bp):
+    for blueprint in (auth.bp, alerts.bp, destinations.bp, sources.bp, deliveries.bp, settings.bp, users.bp, health.bp,
+                      inbound.bp, api_bp):
         app.register_blueprint(blueprint)
     auth.init_app(app)
     readable.init_app(app)
@@ -20,6 +21,8 @@ def register(app):
             from ..api import error_response
 
             return error_response(status, message)
+        if request.path.startswith("/inbound/"):  # machines: JSON, as every other inbound answer
+            return inbound.error(status, message)
         if is_htmx():
             return render_template("_error.html", title=title, message=message), status
         return render_template("error.html", title=title, message=message, status=status), status

@@ -1,0 +1,91 @@
+"""Settings → Alert sources: list, create, edit, rotate the inbound URL, delete. Thin: webapp.sources.service."""
+from flask import Blueprint, flash, redirect, request, url_for
+from sqlalchemy import select
+
+from ..extensions import db
+from ..htmx import is_htmx, render
+from ..json_input import InvalidInput
+from ..sources import service
+from ..sources.models import Source
+from .auth import admin_required
+
+bp = Blueprint("sources", __name__, url_prefix="/settings/sources")
+
+
+def _get(source_id: int) -> Source:
+    return db.get_or_404(Source, source_id)
+
+
+def _sources():
+    return db.session.scalars(select(Source).order_by(Source.name)).all()
+
+
+@bp.get("/")
+def index():
+    return render("sources/index.html", "sources/_list.html", sources=_sources())
+
+
+def _save(save, form) -> bool:
+    """Run the service's save; False (with the message beside the field) when it refuses."""
+    try:
+        return save(form) or True
+    except InvalidInput as refusal:
+        for name, messages in refusal.fields.items():
+            if name in form:
+                form[name].errors = [*form[name].errors, *messages]
+        return False
+
+
+def _with_blank_route(form):
+    form.add_blank_route()
+    return form
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@admin_required
+def new():
+    form = service.make_form(data={"kind": request.args.get("kind") or "alertmanager"} if request.method == "GET"
+                             else None)
+    created = {}
+    if form.validate_on_submit() and _save(lambda f: created.update(zip(("source", "token"), service.create(f))),
+                                           form):
+        source, token = created["source"], created["token"]
+        return render("sources/created.html", source=source, url=service.inbound_url(token), new=True)
+    status = 422 if request.method == "POST" else 200
+    return render("sources/form.html", status=status, form=_with_blank_route(form), source=None)
+
+
+@bp.route("/<int:source_id>/edit", methods=["GET", "POST"])
+@admin_required
+def edit(source_id: int):
+    source = _get(source_id)
+    form = service.make_form(source, data=service.SourceForm.data_of(source))
+    if form.validate_on_submit() and _save(lambda f: service.save(source, f), form):
+        flash(f"Saved “{source.name}”.", "success")
+        return redirect(url_for(".index"))
+    status = 422 if request.method == "POST" else 200
+    return render("sources/form.html", status=status, form=_with_blank_route(form), source=source)
+
+
+@bp.route("/<int:source_id>/rotate", methods=["GET", "POST"])
+@admin_required
+def rotate(source_id: int):
+    source = _get(source_id)
+    if request.method == "GET":
+        return render("sources/rotate.html", source=source)
+    token = service.rotate(source)
+    return render("sources/created.html", source=source, url=service.inbound_url(token), new=False)
+
+
+@bp.route("/<int:source_id>/delete", methods=["GET", "POST"])
+@admin_required
+def delete(source_id: int):
+    source = _get(source_id)
+    if request.method == "GET":
+        return render("sources/delete.html", source=source)
+    name = source.name
+    service.delete(source)
+    if is_htmx():
+        return render("sources/_list.html", sources=_sources(), notice=f"Deleted “{name}”.")
+    flash(f"Deleted “{name}”.", "success")
+    return redirect(url_for(".index"))
