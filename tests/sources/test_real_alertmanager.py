@@ -220,3 +220,41 @@ def test_alertmanagers_watchdog_keeps_a_heartbeat_quiet_and_its_silence_triggers
         wait_until(lambda: heartbeat_state() == "ok" and len(pagerduty) == 2, seconds=SECONDS,
                    message="the next ping did not recover the heartbeat")
     assert (pagerduty[1]["event_action"], pagerduty[1]["dedup_key"]) == ("resolve", trigger["dedup_key"])
+
+
+def test_a_group_where_one_alert_ends_recovers_only_that_one_and_repeats_no_trigger(herald, receivers, alertmanager):
+    """Alertmanager sends a group whole: after web-01 ends, the next post holds web-02 (still firing, already
+    known) and web-01 resolved. Only web-01 recovers; web-02 is not triggered again."""
+    pagerduty_server = receivers()
+    pagerduty = pagerduty_events(pagerduty_server)
+    on_call = herald.destination("On-call (PagerDuty)", "pagerduty", {
+        "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")})
+    source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[on_call],
+                           bearer_token=BEARER)
+    am = alertmanager(source["url"], bearer_token=BEARER)
+    web01 = am.add("HighCPU", {"severity": "critical", "instance": "web-01"})
+    am.add("HighCPU", {"severity": "critical", "instance": "web-02"})
+
+    def states():
+        return {a["labels"]["instance"]: a["state"] for a in herald.alerts(source["id"])}
+
+    with am.log_on_failure():
+        wait_until(lambda: states() == {"web-01": "triggered", "web-02": "triggered"} and len(pagerduty) == 2,
+                   seconds=SECONDS, message="both alerts of the group did not trigger")
+    triggers = {e["dedup_key"]: e for e in pagerduty}
+    assert len(triggers) == 2 and {e["event_action"] for e in pagerduty} == {"trigger"}  # one incident each
+    sent_before = am.webhook_sent()
+
+    am.end(web01)
+    with am.log_on_failure():
+        wait_until(lambda: states() == {"web-01": "ok", "web-02": "triggered"} and len(pagerduty) == 3,
+                   seconds=SECONDS, message="web-01 did not recover")
+        wait_until(lambda: am.webhook_sent() > sent_before, message="Alertmanager did not post the group again")
+    by_instance = {a["labels"]["instance"]: a for a in herald.alerts(source["id"])}
+    wait_until(lambda: all(d["status"] == "sent" for a in by_instance.values() for d in herald.deliveries(a["id"])),
+               message="deliveries still waiting")
+    resolve = pagerduty[2]
+    [web01_key] = [key for key, e in triggers.items() if "web-01" in json.dumps(e)]
+    assert (resolve["event_action"], resolve["dedup_key"]) == ("resolve", web01_key)
+    assert [d["event"] for d in herald.deliveries(by_instance["web-02"]["id"])] == ["trigger"]  # nothing repeated
+    assert len(pagerduty) == 3 and am.webhook_failed() == 0
