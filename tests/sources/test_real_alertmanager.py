@@ -258,3 +258,28 @@ def test_a_group_where_one_alert_ends_recovers_only_that_one_and_repeats_no_trig
     assert (resolve["event_action"], resolve["dedup_key"]) == ("resolve", web01_key)
     assert [d["event"] for d in herald.deliveries(by_instance["web-02"]["id"])] == ["trigger"]  # nothing repeated
     assert len(pagerduty) == 3 and am.webhook_failed() == 0
+
+
+def test_after_rotation_the_old_url_is_refused_and_the_new_one_is_taken(herald, receivers, alertmanager):
+    pagerduty_server = receivers()
+    pagerduty = pagerduty_events(pagerduty_server)
+    on_call = herald.destination("On-call (PagerDuty)", "pagerduty", {
+        "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")})
+    source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[on_call],
+                           bearer_token=BEARER)
+    rotated = herald.call("POST", f"/api/sources/{source['id']}/rotate")
+    assert rotated["url"].startswith(herald.url + "/inbound/") and rotated["url"] != source["url"]
+
+    old = alertmanager(source["url"], bearer_token=BEARER)
+    old.add("HighCPU", {"severity": "critical", "instance": "web-01"})
+    with old.log_on_failure():  # 404: final for Alertmanager, which counts a failure
+        wait_until(lambda: old.webhook_failed() >= 1, seconds=SECONDS, message="the old URL was not refused")
+    assert herald.alerts(source["id"]) == [] and pagerduty == []
+    old.stop()
+
+    new = alertmanager(rotated["url"], bearer_token=BEARER)
+    new.add("HighCPU", {"severity": "critical", "instance": "web-01"})
+    with new.log_on_failure():
+        wait_until(lambda: [a["state"] for a in herald.alerts(source["id"])] == ["triggered"] and pagerduty,
+                   seconds=SECONDS, message="the rotated URL did not take the alert")
+    assert new.webhook_failed() == 0
