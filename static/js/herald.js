@@ -53,8 +53,21 @@
     }
   });
 
+  // The source form: only the fieldsets of the chosen kind (without JavaScript every one shows, each labelled)
+  function showKindFieldsets() {
+    var kind = document.querySelector("#source-form [name=kind]");
+    if (!kind) return;
+    document.querySelectorAll("#source-form .source-kind").forEach(function (fieldset) {
+      fieldset.hidden = fieldset.getAttribute("data-kinds").split(" ").indexOf(kind.value) < 0;
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("#source-form [name=kind]")) showKindFieldsets();
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     document.documentElement.classList.add("js");
+    showKindFieldsets();
     // A page that comes back with errors: focus the first invalid field
     var invalid = document.querySelector("main [aria-invalid=true]");
     if (invalid) invalid.focus();

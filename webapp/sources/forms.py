@@ -100,6 +100,8 @@ class SourceForm(HeraldForm):
 
     def add_blank_route(self) -> None:
         """One empty row to add a route in (blank rows are ignored on save)."""
+        if self.routes.entries and self.routes.entries[-1].form.blank:
+            return
         if len(self.routes.entries) < MAX_ROUTES:
             self.routes.append_entry()
             self.routes.entries[-1].form.destination_ids.choices = self.destination_ids.choices

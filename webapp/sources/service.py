@@ -226,6 +226,36 @@ def as_json(source: Source, token: str | None = None) -> dict:
     return data
 
 
+def webhook_example(mapping: dict | None) -> dict:
+    """A body a webhook source with this mapping accepts: one firing alert, for the curl example."""
+    values = {"key": "disk-web-01", "name": "Disk almost full on web-01", "severity": "warning",
+              "description": "Only 5% left on /var.", "state": ((mapping or {}).get("firing_values") or ["firing"])[0]}
+    body: dict = {}
+    for name, value in values.items():
+        path = (mapping or {}).get(name)
+        if not path:
+            continue
+        target = body
+        parts = path.split(".")
+        for part in parts[:-1]:
+            nested = target.setdefault(part, {})
+            if not isinstance(nested, dict):
+                break
+            target = nested
+        else:
+            target.setdefault(parts[-1], value)
+    alerts_path = (mapping or {}).get("alerts")
+    if alerts_path:
+        wrapped: dict = {}
+        target = wrapped
+        parts = alerts_path.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = [body]
+        return wrapped
+    return body
+
+
 # -- inbound ------------------------------------------------------------------------------------------------------
 
 @dataclass

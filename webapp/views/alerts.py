@@ -157,6 +157,8 @@ def deliveries(alert_id: int):
 @admin_required
 def edit(alert_id: int):
     alert = _get(alert_id)
+    if alert.from_source:
+        return _edit_from_source(alert)
     form = AlertForm(data=AlertForm.data_of(alert))
     if form.validate_on_submit():
         form.apply_to(alert)
@@ -166,10 +168,35 @@ def edit(alert_id: int):
     return render("alerts/form.html", status=422 if form.errors else 200, form=form, alert=alert)
 
 
+def _edit_from_source(alert: Alert):
+    """An alert from a source: only muted and its extra destinations are Herald's to change."""
+    from ..sources.alerts import SourceAlertForm
+
+    form = SourceAlertForm(data=SourceAlertForm.data_of(alert))
+    if form.validate_on_submit():
+        form.apply_to(alert)
+        db.session.commit()
+        flash(f"Saved “{alert.name}”.", "success")
+        return redirect(url_for(".show", alert_id=alert.id))
+    return render("alerts/form.html", status=422 if form.errors else 200, form=form, alert=alert)
+
+
+def _refuse_by_hand(alert: Alert):
+    """A state change by hand to an alert from a source: refused, saying why (409)."""
+    from ..sources.alerts import BY_HAND
+
+    if is_htmx():
+        return render("alerts/_live.html", status=409, **_live_context(alert), change_error=BY_HAND)
+    flash(BY_HAND, "error")
+    return redirect(url_for(".show", alert_id=alert.id), 303)
+
+
 @bp.post("/<int:alert_id>/state")
 @admin_required
 def change_state(alert_id: int):
     alert = _get(alert_id)
+    if alert.from_source:
+        return _refuse_by_hand(alert)
     state = request.form.get("state")
     if state not in ("triggered", "ok"):
         abort(400)
@@ -181,6 +208,8 @@ def change_state(alert_id: int):
 @admin_required
 def submit_value(alert_id: int):
     alert = _get(alert_id)
+    if alert.from_source:
+        return _refuse_by_hand(alert)
     try:
         value = parse_number(request.form.get("value", ""))
     except ValueError:

@@ -25,15 +25,16 @@ def index():
     return render("sources/index.html", "sources/_list.html", sources=_sources())
 
 
-def _save(save, form) -> bool:
-    """Run the service's save; False (with the message beside the field) when it refuses."""
-    try:
-        return save(form) or True
-    except InvalidInput as refusal:
-        for name, messages in refusal.fields.items():
-            if name in form:
-                form[name].errors = [*form[name].errors, *messages]
-        return False
+def _refused(form, refusal: InvalidInput):
+    """The service's refusal (a name taken meanwhile) beside its field."""
+    for name, messages in refusal.fields.items():
+        if name in form:
+            form[name].errors = [*form[name].errors, *messages]
+
+
+def _shown_once(source: Source, token: str, new: bool):
+    return render("sources/created.html", source=source, url=service.inbound_url(token), new=new,
+                  webhook_example=service.webhook_example(source.mapping))
 
 
 def _with_blank_route(form):
@@ -46,11 +47,13 @@ def _with_blank_route(form):
 def new():
     form = service.make_form(data={"kind": request.args.get("kind") or "alertmanager"} if request.method == "GET"
                              else None)
-    created = {}
-    if form.validate_on_submit() and _save(lambda f: created.update(zip(("source", "token"), service.create(f))),
-                                           form):
-        source, token = created["source"], created["token"]
-        return render("sources/created.html", source=source, url=service.inbound_url(token), new=True)
+    if form.validate_on_submit():
+        try:
+            source, token = service.create(form)
+        except InvalidInput as refusal:
+            _refused(form, refusal)
+        else:
+            return _shown_once(source, token, new=True)
     status = 422 if request.method == "POST" else 200
     return render("sources/form.html", status=status, form=_with_blank_route(form), source=None)
 
@@ -60,9 +63,14 @@ def new():
 def edit(source_id: int):
     source = _get(source_id)
     form = service.make_form(source, data=service.SourceForm.data_of(source))
-    if form.validate_on_submit() and _save(lambda f: service.save(source, f), form):
-        flash(f"Saved “{source.name}”.", "success")
-        return redirect(url_for(".index"))
+    if form.validate_on_submit():
+        try:
+            service.save(source, form)
+        except InvalidInput as refusal:
+            _refused(form, refusal)
+        else:
+            flash(f"Saved “{source.name}”.", "success")
+            return redirect(url_for(".index"))
     status = 422 if request.method == "POST" else 200
     return render("sources/form.html", status=status, form=_with_blank_route(form), source=source)
 
@@ -73,8 +81,7 @@ def rotate(source_id: int):
     source = _get(source_id)
     if request.method == "GET":
         return render("sources/rotate.html", source=source)
-    token = service.rotate(source)
-    return render("sources/created.html", source=source, url=service.inbound_url(token), new=False)
+    return _shown_once(source, service.rotate(source), new=False)
 
 
 @bp.route("/<int:source_id>/delete", methods=["GET", "POST"])
