@@ -9,12 +9,10 @@ webhook (with the source's bearer token in `http_config.authorization`). Alerts 
 import json
 import time
 
-from delivery.conftest import (database_url, delivery_app, receivers, served, smtp_server,  # noqa: F401  (fixtures)
-                               wait_until)
+from delivery.conftest import wait_until
 from delivery.vendors import PAGERDUTY_KEY, SLACK_PATH, WEBHOOK_PATH
-from postgres import postgres_server  # noqa: F401
 from realsystems import (Route, Webhook, alertmanager, contains_labels, herald, pagerduty_events,  # noqa: F401
-                         posted_json)
+                         posted_json)  # alertmanager and herald are fixtures; served and receivers: conftest.py
 
 BEARER = "am-bearer-Xq7pL2vN9sR4tW8yZ3cF6hJ1kM5"
 SECONDS = 45  # group_wait 1 s and group_interval 2 s, on a loaded 2-core machine

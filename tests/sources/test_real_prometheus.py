@@ -7,13 +7,11 @@ rule's labels, and Herald's alert page must link back to the rule in Prometheus 
 """
 import html
 
-from delivery.conftest import (database_url, delivery_app, receivers, served, smtp_server,  # noqa: F401  (fixtures)
-                               wait_until)
+from delivery.conftest import wait_until
 from delivery.vendors import PAGERDUTY_KEY, WEBHOOK_PATH
 from helpers import ADMIN_EMAIL, ADMIN_PASSWORD, login
-from postgres import postgres_server  # noqa: F401
 from realsystems import (ALWAYS_FIRING, alertmanager, contains_labels, herald, pagerduty_events,  # noqa: F401
-                         posted_json, prometheus)
+                         posted_json, prometheus)  # alertmanager, herald, prometheus are fixtures
 
 BEARER = "prom-bearer-Lk3Jh8Gf2Ds9Aq6Wz1Xc4Vb7Nm0"
 RULE_LABELS = {"alertname": "AlwaysFiring", **ALWAYS_FIRING["labels"]}

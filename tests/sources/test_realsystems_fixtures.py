@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from delivery.conftest import receivers, wait_until  # noqa: F401  (receivers is a fixture)
+from delivery.conftest import wait_until
 from realsystems import ALWAYS_FIRING, Route, Webhook, alertmanager, find_binary, prometheus  # noqa: F401
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
