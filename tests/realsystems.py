@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,9 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from delivery.conftest import configure_delivery, free_port, start_worker  # free_port: the kernel picks (port 0)
+from delivery.vendors import PAGERDUTY_KEY, SLACK_PATH, WEBHOOK_PATH
 
 ALERTMANAGER = ("prometheus-alertmanager", "prometheus-alertmanager")  # (binary, Debian package)
 AMTOOL = ("amtool", "prometheus-alertmanager")
@@ -48,13 +50,6 @@ def find_binary(name: str, package: str, environ=None, euid: int | None = None) 
     if euid != 0:
         pytest.skip(message)
     pytest.fail(f"{message}; run `make monitoring` as root, or `make test`", pytrace=False)
-
-
-def free_port() -> int:
-    """An ephemeral loopback port, free at the moment (the kernel picks it when binding port 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rfc3339(moment: datetime) -> str:
@@ -311,41 +306,54 @@ class Prometheus(Daemon):
 
 # --- fixtures -------------------------------------------------------------------------------------------------
 
+class Started(list):
+    """The daemons a fixture started; each is stopped at teardown."""
+
+    def run(self, daemon: Daemon) -> Daemon:
+        self.append(daemon)
+        return daemon.start()
+
+    def stop_all(self):
+        for daemon in self:
+            daemon.stop()
+
+
 @pytest.fixture
 def alertmanager(tmp_path):
     """Start a real Alertmanager: `alertmanager(url, bearer_token=...)`, or `receivers=`/`routes=` for a tree."""
-    started = []
+    started = Started()
 
     def start(webhook_url: str | None = None, bearer_token: str | None = None, *, receivers: dict | None = None,
               default: str = "herald", routes: list[Route] = (), group_by=("alertname",), max_alerts: int = 0):
         if receivers is None:
             receivers = {default: Webhook(webhook_url, bearer_token, max_alerts)}
-        daemon = Alertmanager(tmp_path / f"alertmanager-{len(started)}",
-                              alertmanager_config(receivers, default, routes, group_by))
-        started.append(daemon)
-        return daemon.start()
+        return started.run(Alertmanager(tmp_path / f"alertmanager-{len(started)}",
+                                        alertmanager_config(receivers, default, routes, group_by)))
 
     yield start
-    for daemon in started:
-        daemon.stop()
+    started.stop_all()
 
 
 @pytest.fixture
 def prometheus(tmp_path):
     """Start a real Prometheus sending to an Alertmanager: `prometheus(am, rules=[...])` (AlwaysFiring by default)."""
-    started = []
+    started = Started()
 
     def start(alertmanager: Alertmanager, rules: list[dict] = (ALWAYS_FIRING,)):
-        daemon = Prometheus(tmp_path / f"prometheus-{len(started)}", alertmanager, list(rules))
-        started.append(daemon)
-        return daemon.start()
+        return started.run(Prometheus(tmp_path / f"prometheus-{len(started)}", alertmanager, list(rules)))
 
     yield start
-    for daemon in started:
-        daemon.stop()
+    started.stop_all()
 
 
 # --- Herald, as the monitoring systems see it ----------------------------------------------------------------
+
+RECEIVING = {  # type → (the vendor's path, the destination's options for that URL)
+    "pagerduty": ("/v2/enqueue", lambda url: {"integration_key": PAGERDUTY_KEY, "api_url": url}),
+    "slack": (SLACK_PATH, lambda url: {"webhook_url": url}),
+    "webhook": (WEBHOOK_PATH, lambda url: {"url": url}),
+}
+
 
 class HeraldApi:
     """Herald served by waitress (tests/delivery's `served`), driven through its JSON API as an operator's script."""
@@ -366,6 +374,12 @@ class HeraldApi:
         """POST /api/sources; the answer holds the inbound `url` (shown only here and on rotation)."""
         return self.call("POST", "/api/sources", fields, expect=201)
 
+    def receiving(self, server, type_key: str, name: str) -> tuple[int, list[dict]]:
+        """A destination of `type_key` pointed at `server` on the vendor's real path: (its id, what it received)."""
+        path, options = RECEIVING[type_key]
+        received = pagerduty_events(server) if type_key == "pagerduty" else posted_json(server, path)
+        return self.destination(name, type_key, options(server.url_for(path))), received
+
     def alerts(self, source_id: int | None = None) -> list[dict]:
         alerts = self.call("GET", "/api/alerts")
         return [a for a in alerts if source_id is None or a.get("source_id") == source_id]
@@ -377,8 +391,6 @@ class HeraldApi:
 @pytest.fixture
 def herald(served):
     """Herald served on loopback with its delivery worker, HERALD_BASE_URL its own address (so inbound URLs work)."""
-    from delivery.conftest import configure_delivery, start_worker
-
     served.app.config["HERALD_BASE_URL"] = served.url
     configure_delivery(served.app, HERALD_RETRY_BASE_DELAY=0.3, HERALD_RETRY_MAX_DELAY=1, HERALD_HTTP_TIMEOUT=5,
                        HERALD_SEND_DEADLINE=10)

@@ -10,9 +10,8 @@ import json
 import time
 
 from delivery.conftest import wait_until
-from delivery.vendors import PAGERDUTY_KEY, SLACK_PATH, WEBHOOK_PATH
-from realsystems import (Route, Webhook, alertmanager, contains_labels, herald, pagerduty_events,  # noqa: F401
-                         posted_json)  # alertmanager and herald are fixtures; served and receivers: conftest.py
+from delivery.vendors import PAGERDUTY_KEY
+from realsystems import Route, Webhook, alertmanager, contains_labels, herald  # noqa: F401  (fixtures too)
 
 BEARER = "am-bearer-Xq7pL2vN9sR4tW8yZ3cF6hJ1kM5"
 SECONDS = 45  # group_wait 1 s and group_interval 2 s, on a loaded 2-core machine
@@ -20,15 +19,9 @@ SECONDS = 45  # group_wait 1 s and group_interval 2 s, on a loaded 2-core machin
 
 def destinations(herald, receivers):
     """A PagerDuty destination and a Slack one, each with its own local receiver; (ids, what each receiver got)."""
-    pagerduty_server, slack_server = receivers(), receivers()
-    pagerduty = pagerduty_events(pagerduty_server)
-    slack = posted_json(slack_server, SLACK_PATH)
-    ids = {
-        "pagerduty": herald.destination("On-call (PagerDuty)", "pagerduty", {
-            "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")}),
-        "slack": herald.destination("#ops (Slack)", "slack", {"webhook_url": slack_server.url_for(SLACK_PATH)}),
-    }
-    return ids, pagerduty, slack
+    on_call, pagerduty = herald.receiving(receivers(), "pagerduty", "On-call (PagerDuty)")
+    ops, slack = herald.receiving(receivers(), "slack", "#ops (Slack)")
+    return {"pagerduty": on_call, "slack": ops}, pagerduty, slack
 
 
 def only_alert(herald, source_id):
@@ -107,12 +100,8 @@ def test_a_wrong_bearer_token_is_refused_and_changes_nothing(herald, receivers, 
 
 def test_a_route_sends_critical_and_page_alerts_to_its_destinations_and_the_others_to_the_defaults(
         herald, receivers, alertmanager):
-    pagerduty_server, webhook_server = receivers(), receivers()
-    pagerduty = pagerduty_events(pagerduty_server)
-    webhook = posted_json(webhook_server, WEBHOOK_PATH, answer="accepted")
-    on_call = herald.destination("On-call (PagerDuty)", "pagerduty", {
-        "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")})
-    tickets = herald.destination("Ticket queue (webhook)", "webhook", {"url": webhook_server.url_for(WEBHOOK_PATH)})
+    on_call, pagerduty = herald.receiving(receivers(), "pagerduty", "On-call (PagerDuty)")
+    tickets, webhook = herald.receiving(receivers(), "webhook", "Ticket queue (webhook)")
     source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[tickets], bearer_token=BEARER,
                            routes=[{"matchers": ['severity=~"critical|page"'], "destination_ids": [on_call],
                                     "continue": False}])
@@ -146,14 +135,9 @@ def test_a_route_sends_critical_and_page_alerts_to_its_destinations_and_the_othe
 
 def test_a_route_with_continue_also_sends_to_the_next_matching_route(herald, receivers, alertmanager):
     """critical|page (continue) → on-call, then instance db-01 → the DBAs' chat; unmatched → the defaults."""
-    pagerduty_server, slack_server, webhook_server = receivers(), receivers(), receivers()
-    pagerduty = pagerduty_events(pagerduty_server)
-    slack = posted_json(slack_server, SLACK_PATH)
-    webhook = posted_json(webhook_server, WEBHOOK_PATH, answer="accepted")
-    on_call = herald.destination("On-call (PagerDuty)", "pagerduty", {
-        "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")})
-    dbas = herald.destination("#dba (Slack)", "slack", {"webhook_url": slack_server.url_for(SLACK_PATH)})
-    tickets = herald.destination("Ticket queue (webhook)", "webhook", {"url": webhook_server.url_for(WEBHOOK_PATH)})
+    on_call, pagerduty = herald.receiving(receivers(), "pagerduty", "On-call (PagerDuty)")
+    dbas, slack = herald.receiving(receivers(), "slack", "#dba (Slack)")
+    tickets, webhook = herald.receiving(receivers(), "webhook", "Ticket queue (webhook)")
     source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[tickets], bearer_token=BEARER,
                            routes=[{"matchers": ['severity=~"critical|page"'], "destination_ids": [on_call],
                                     "continue": True},
@@ -182,10 +166,7 @@ def test_a_route_with_continue_also_sends_to_the_next_matching_route(herald, rec
 def test_alertmanagers_watchdog_keeps_a_heartbeat_quiet_and_its_silence_triggers_it(herald, receivers, alertmanager):
     """The kube-prometheus pattern: the always-firing Watchdog is routed to a heartbeat source and repeated every
     second; when Alertmanager stops, the pings stop and the heartbeat triggers; a new Alertmanager resolves it."""
-    pagerduty_server = receivers()
-    pagerduty = pagerduty_events(pagerduty_server)
-    on_call = herald.destination("On-call (PagerDuty)", "pagerduty", {
-        "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")})
+    on_call, pagerduty = herald.receiving(receivers(), "pagerduty", "On-call (PagerDuty)")
     alerts = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[on_call],
                            bearer_token=BEARER)
     heartbeat = herald.source(name="Monitoring pipeline", kind="heartbeat", destination_ids=[on_call],
@@ -223,10 +204,7 @@ def test_alertmanagers_watchdog_keeps_a_heartbeat_quiet_and_its_silence_triggers
 def test_a_group_where_one_alert_ends_recovers_only_that_one_and_repeats_no_trigger(herald, receivers, alertmanager):
     """Alertmanager sends a group whole: after web-01 ends, the next post holds web-02 (still firing, already
     known) and web-01 resolved. Only web-01 recovers; web-02 is not triggered again."""
-    pagerduty_server = receivers()
-    pagerduty = pagerduty_events(pagerduty_server)
-    on_call = herald.destination("On-call (PagerDuty)", "pagerduty", {
-        "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")})
+    on_call, pagerduty = herald.receiving(receivers(), "pagerduty", "On-call (PagerDuty)")
     source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[on_call],
                            bearer_token=BEARER)
     am = alertmanager(source["url"], bearer_token=BEARER)
@@ -259,10 +237,7 @@ def test_a_group_where_one_alert_ends_recovers_only_that_one_and_repeats_no_trig
 
 
 def test_after_rotation_the_old_url_is_refused_and_the_new_one_is_taken(herald, receivers, alertmanager):
-    pagerduty_server = receivers()
-    pagerduty = pagerduty_events(pagerduty_server)
-    on_call = herald.destination("On-call (PagerDuty)", "pagerduty", {
-        "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")})
+    on_call, pagerduty = herald.receiving(receivers(), "pagerduty", "On-call (PagerDuty)")
     source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[on_call],
                            bearer_token=BEARER)
     rotated = herald.call("POST", f"/api/sources/{source['id']}/rotate")

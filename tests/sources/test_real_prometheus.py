@@ -8,23 +8,19 @@ rule's labels, and Herald's alert page must link back to the rule in Prometheus 
 import html
 
 from delivery.conftest import wait_until
-from delivery.vendors import PAGERDUTY_KEY, WEBHOOK_PATH
+from delivery.vendors import PAGERDUTY_KEY
 from helpers import ADMIN_EMAIL, ADMIN_PASSWORD, login
-from realsystems import (ALWAYS_FIRING, alertmanager, contains_labels, herald, pagerduty_events,  # noqa: F401
-                         posted_json, prometheus)  # alertmanager, herald, prometheus are fixtures
+from realsystems import ALWAYS_FIRING, alertmanager, contains_labels, herald, prometheus  # noqa: F401  (fixtures)
 
 BEARER = "prom-bearer-Lk3Jh8Gf2Ds9Aq6Wz1Xc4Vb7Nm0"
 RULE_LABELS = {"alertname": "AlwaysFiring", **ALWAYS_FIRING["labels"]}
 
 
 def test_a_firing_prometheus_rule_reaches_a_destination_with_its_labels(herald, receivers, alertmanager, prometheus):
-    pagerduty_server, webhook_server = receivers(), receivers()
-    pagerduty = pagerduty_events(pagerduty_server)
-    webhook = posted_json(webhook_server, WEBHOOK_PATH, answer="accepted")
-    ids = [herald.destination("On-call (PagerDuty)", "pagerduty", {
-               "integration_key": PAGERDUTY_KEY, "api_url": pagerduty_server.url_for("/v2/enqueue")}),
-           herald.destination("Automation (webhook)", "webhook", {"url": webhook_server.url_for(WEBHOOK_PATH)})]
-    source = herald.source(name="Prometheus", kind="alertmanager", destination_ids=ids, bearer_token=BEARER)
+    on_call, pagerduty = herald.receiving(receivers(), "pagerduty", "On-call (PagerDuty)")
+    automation, webhook = herald.receiving(receivers(), "webhook", "Automation (webhook)")
+    source = herald.source(name="Prometheus", kind="alertmanager", destination_ids=[on_call, automation],
+                           bearer_token=BEARER)
     am = alertmanager(source["url"], bearer_token=BEARER)
     prom = prometheus(am)
 
