@@ -247,6 +247,11 @@ class Alertmanager(Daemon):
             arguments.append(f"--generator-url={alert.generator_url}")
         return arguments
 
+    def post_alerts(self, alerts: list[dict]):
+        """Add many alerts in one call of Alertmanager's API v2 (`[{"labels": ..., "annotations": ...}]`)."""
+        response = requests.post(self.url + "/api/v2/alerts", json=alerts, timeout=30)
+        assert response.status_code == 200, f"POST /api/v2/alerts: {response.status_code} {response.text}"
+
     def alerts(self) -> list[dict]:
         """Alertmanager's own view (API v2), resolved ones included while it keeps them."""
         response = requests.get(self.url + "/api/v2/alerts", timeout=10)

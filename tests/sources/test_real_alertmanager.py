@@ -256,3 +256,49 @@ def test_after_rotation_the_old_url_is_refused_and_the_new_one_is_taken(herald, 
         wait_until(lambda: [a["state"] for a in herald.alerts(source["id"])] == ["triggered"] and pagerduty,
                    seconds=SECONDS, message="the rotated URL did not take the alert")
     assert new.webhook_failed() == 0
+
+
+def host_down(count: int) -> list[dict]:
+    return [{"labels": {"alertname": "HostDown", "instance": f"host-{i:03d}:9100", "severity": "warning"},
+             "annotations": {"summary": f"host-{i:03d} is down"}} for i in range(count)]
+
+
+def test_200_alerts_in_one_group_arrive_in_one_post_and_each_is_delivered(herald, receivers, alertmanager):
+    tickets, webhook = herald.receiving(receivers(), "webhook", "Ticket queue (webhook)")
+    source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[tickets],
+                           bearer_token=BEARER)
+    am = alertmanager(source["url"], bearer_token=BEARER)
+    am.post_alerts(host_down(200))
+
+    def all_sent():
+        alerts = herald.alerts(source["id"])
+        return len(alerts) == 200 and all(a["state"] == "triggered" for a in alerts) and herald.served.api(
+            "GET", f"/api/deliveries?destination_id={tickets}&status=sent&per_page=1").json()["total"] == 200
+
+    with am.log_on_failure():
+        wait_until(all_sent, seconds=90, message="the 200 alerts were not all triggered and delivered")
+    assert am.webhook_sent() == 1 and am.webhook_failed() == 0  # one request held the whole group
+    assert sorted(t["alert"]["labels"]["instance"] for t in webhook) == [f"host-{i:03d}:9100" for i in range(200)]
+
+
+def test_a_group_over_the_documented_cap_is_refused_whole_and_max_alerts_at_the_cap_is_taken(
+        herald, receivers, alertmanager):
+    """HERALD_INBOUND_MAX_ALERTS (5 here): Alertmanager's 6-alert post gets a 4xx and changes nothing; with
+    `max_alerts: 5` in its webhook config, as the refusal advises, Alertmanager sends 5 and they are taken."""
+    herald.served.app.config["HERALD_INBOUND_MAX_ALERTS"] = 5
+    tickets, webhook = herald.receiving(receivers(), "webhook", "Ticket queue (webhook)")
+    source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[tickets],
+                           bearer_token=BEARER)
+    too_many = alertmanager(source["url"], bearer_token=BEARER)
+    too_many.post_alerts(host_down(6))
+    with too_many.log_on_failure():
+        wait_until(lambda: too_many.webhook_failed() >= 1, seconds=SECONDS, message="the 6 alerts were not refused")
+    assert herald.alerts(source["id"]) == [] and webhook == []
+    too_many.stop()
+
+    capped = alertmanager(source["url"], bearer_token=BEARER, max_alerts=5)
+    capped.post_alerts(host_down(6))
+    with capped.log_on_failure():
+        wait_until(lambda: len(herald.alerts(source["id"])) == 5 and len(webhook) == 5, seconds=SECONDS,
+                   message="the 5 alerts Alertmanager kept were not taken")
+    assert capped.webhook_failed() == 0
