@@ -29,7 +29,7 @@ from postgres import postgres_server  # noqa: F401  (a fixture, used through fuz
 from webapp.delivery import outbound
 from webapp.destinations import REGISTRY
 from webapp.extensions import db
-from webapp.models import Alert, Destination
+from webapp.models import Alert, Destination, Source
 
 NAMES = itertools.count(1)  # unique names for records made per example
 # Three huge values can pass the 1 MiB body limit: these tests are about what the fields accept, so the limit is
@@ -710,6 +710,20 @@ def ensure_records(world, existing):
         if db.session.get(Alert, existing["alert_id"]) is None:
             existing["alert_id"] = store_alert(app, f"Fuzzed alert {next(NAMES)}", world.quiet_id,
                                                condition=(">", 90.0))
+        if existing.get("source_id") is None or db.session.get(Source, existing["source_id"]) is None:
+            existing["source_id"] = store_source(app, f"Fuzzed source {next(NAMES)}", world.quiet_id)
+
+
+def store_source(app, name: str, destination_id: int) -> int:
+    """An Alertmanager source with a route, as the settings page stores it."""
+    with app.app_context():
+        source = Source(name=name, kind="alertmanager", routes=[
+            {"matchers": ['severity=~"critical|page"'], "destination_ids": [destination_id], "continue": False}])
+        source.new_token()
+        source.destinations = [db.session.get(Destination, destination_id)]
+        db.session.add(source)
+        db.session.commit()
+        return source.id
 
 
 def test_the_api_keeps_to_its_openapi_description(make_app, tmp_path, hypothesis_as_it_was):

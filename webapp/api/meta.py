@@ -34,11 +34,52 @@ def _options_schema(dtype) -> dict:
     return schema
 
 
+def source_schemas() -> dict:
+    from ..sources.forms import MAX_PERIOD, MAX_ROUTES, PATH_LENGTH
+    from ..sources.models import Source
+
+    path = {"type": "string", "maxLength": PATH_LENGTH}
+    ids = {"type": "array", "items": {"type": "integer"}, "uniqueItems": True}
+    route = {"type": "object", "additionalProperties": False, "properties": {
+        "matchers": {"type": "array", "items": {"type": "string", "maxLength": 1000},
+                     "description": "Label matchers as Alertmanager writes them: severity=~\"critical|page\"; all must hold"},
+        "destination_ids": ids, "continue": {"type": "boolean"}}}
+    mapping = {"type": "object", "nullable": True, "additionalProperties": False,
+               "description": "webhook sources: dot paths into the posted JSON",
+               "properties": {"alerts": path, "key": path, "name": path, "state": path, "severity": path,
+                              "description": path,
+                              "firing_values": {"type": "array", "items": {"type": "string", "maxLength": 100}},
+                              "resolved_values": {"type": "array", "items": {"type": "string", "maxLength": 100}}}}
+    fields = {"name": {"type": "string", "maxLength": 100}, "kind": {"type": "string", "enum": list(Source.KINDS)},
+              "destination_ids": {**ids, "minItems": 1}, "routes": {"type": "array", "items": route, "maxItems": MAX_ROUTES},
+              "period_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_PERIOD, "nullable": True},
+              "grace_seconds": {"type": "integer", "minimum": 0, "maximum": MAX_PERIOD, "nullable": True},
+              "mapping": mapping,
+              "bearer_token": {"type": "string", "minLength": 8, "maxLength": 500, "writeOnly": True, "nullable": True,
+                               "description": "Requests to the inbound URL must send Authorization: Bearer <this>"}}
+    moment = {"type": "string", "format": "date-time", "nullable": True}
+    source = {"type": "object", "required": ["id", "name", "kind", "destination_ids", "routes"], "properties": {
+        "id": {"type": "integer"}, "name": {"type": "string"}, "kind": {"type": "string", "enum": list(Source.KINDS)},
+        "destination_ids": {"type": "array", "items": {"type": "integer"}}, "routes": {"type": "array", "items": route},
+        "period_seconds": {"type": "integer", "nullable": True}, "grace_seconds": {"type": "integer", "nullable": True},
+        "mapping": mapping, "bearer_token_set": {"type": "boolean"},
+        "alert_ids": {"type": "array", "items": {"type": "integer"}},
+        "last_received_at": moment, "last_ping_at": moment, "created_at": moment, "updated_at": moment}}
+    return {
+        "Source": source,
+        "SourceWithUrl": {"allOf": [source, {"type": "object", "required": ["url"], "properties": {
+            "url": {"type": "string", "description": "The inbound URL (HERALD_BASE_URL/inbound/<token>): shown only here"}}}]},
+        "SourceInput": {"type": "object", "required": ["name", "kind", "destination_ids"], "additionalProperties": False,
+                        "properties": fields},
+        "SourcePatch": {"type": "object", "additionalProperties": False, "properties": fields},
+    }
+
+
 def build_spec(base_url: str) -> dict:
     id_param = lambda name: {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}  # noqa: E731
     common_errors = {"401": _error("No or bad token"), "422": _error("Invalid input; `fields` names each bad field")}
     write_errors = {**common_errors, "400": _error("The body is not a JSON object"), "403": _error("Viewer token on a write")}
-    dest_id, alert_id = id_param("destination_id"), id_param("alert_id")
+    dest_id, alert_id, source_id = id_param("destination_id"), id_param("alert_id"), id_param("source_id")
     destination_types = {k: _options_schema(t) for k, t in REGISTRY.items()}
     return {
         "openapi": "3.0.3",
@@ -80,20 +121,41 @@ def build_spec(base_url: str) -> dict:
                 "parameters": [alert_id],
                 "get": {"summary": "One alert", "responses": {"200": _json("#/components/schemas/Alert"), "404": _error("No such alert"), **common_errors}},
                 "patch": {"summary": "Change an alert", "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AlertPatch"}}}},
-                          "responses": {"200": _json("#/components/schemas/Alert"), "404": _error("No such alert"), **write_errors}},
+                          "responses": {"200": _json("#/components/schemas/Alert"), "404": _error("No such alert"),
+                                        "409": _error("A field an alert source sets"), **write_errors}},
                 "delete": {"summary": "Delete an alert", "responses": {"204": {"description": "Deleted"}, "404": _error("No such alert"), **write_errors}},
             },
             "/api/alerts/{alert_id}/state": {
                 "parameters": [alert_id],
                 "post": {"summary": "Set the state; notifies the bound destinations as the state rules say",
                          "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["state"], "additionalProperties": False, "properties": {"state": {"type": "string", "enum": ["triggered", "ok"]}}}}}},
-                         "responses": {"200": _json("#/components/schemas/StateChange"), "404": _error("No such alert"), **write_errors}},
+                         "responses": {"200": _json("#/components/schemas/StateChange"), "404": _error("No such alert"),
+                                       "409": _error("The alert comes from a source, which sets its state"), **write_errors}},
             },
             "/api/alerts/{alert_id}/value": {
                 "parameters": [alert_id],
                 "post": {"summary": "Check a measured value against the alert's condition",
                          "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["value"], "additionalProperties": False, "properties": {"value": {"type": "number"}}}}}},
-                         "responses": {"200": _json("#/components/schemas/StateChange"), "404": _error("No such alert"), "409": _error("The alert has no condition"), **write_errors}},
+                         "responses": {"200": _json("#/components/schemas/StateChange"), "404": _error("No such alert"), "409": _error("The alert has no condition, or comes from a source"), **write_errors}},
+            },
+            "/api/sources": {
+                "get": {"summary": "List alert sources", "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Source"}}}}}, **common_errors}},
+                "post": {"summary": "Create an alert source; the answer holds its inbound URL, shown this once",
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SourceInput"}}}},
+                         "responses": {"201": _json("#/components/schemas/SourceWithUrl", "Created"), "409": _error("Name taken"), **write_errors}},
+            },
+            "/api/sources/{source_id}": {
+                "parameters": [source_id],
+                "get": {"summary": "One alert source", "responses": {"200": _json("#/components/schemas/Source"), "404": _error("No such source"), **common_errors}},
+                "patch": {"summary": "Change an alert source; what is left out keeps its value (bearer_token null stops requiring one)",
+                          "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SourcePatch"}}}},
+                          "responses": {"200": _json("#/components/schemas/Source"), "404": _error("No such source"), "409": _error("Name taken"), **write_errors}},
+                "delete": {"summary": "Delete an alert source and its alerts", "responses": {"204": {"description": "Deleted"}, "404": _error("No such source"), **write_errors}},
+            },
+            "/api/sources/{source_id}/rotate": {
+                "parameters": [source_id],
+                "post": {"summary": "A new inbound URL, answered this once; the old one stops working",
+                         "responses": {"200": _json("#/components/schemas/SourceWithUrl"), "404": _error("No such source"), **write_errors}},
             },
             "/api/deliveries": {
                 "get": {"summary": "The delivery log, newest first",
@@ -140,7 +202,12 @@ def build_spec(base_url: str) -> dict:
                     "destination_ids": {"type": "array", "items": {"type": "integer"}}, "last_value": {"type": "number", "nullable": True},
                     "created_at": {"type": "string", "format": "date-time"},
                     "last_triggered_at": {"type": "string", "format": "date-time", "nullable": True},
-                    "last_state_change_at": {"type": "string", "format": "date-time", "nullable": True}}},
+                    "last_state_change_at": {"type": "string", "format": "date-time", "nullable": True},
+                    "source_id": {"type": "integer", "nullable": True, "description": "The alert source it comes from; null for alerts made in Herald"},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "generator_url": {"type": "string", "nullable": True}, "external_url": {"type": "string", "nullable": True}}},
+                **source_schemas(),
                 "AlertInput": {"type": "object", "required": ["name", "destination_ids"], "additionalProperties": False, "properties": {
                     "name": {"type": "string", "maxLength": 255}, "description": {"type": "string", "maxLength": 10000},
                     "severity": {"type": "string", "enum": list(Alert.SEVERITIES)}, "muted": {"type": "boolean"},

@@ -46,6 +46,22 @@ class RouteForm(HeraldForm):
     def parsed_matchers(self) -> list:
         return [parse_matcher(m) for m in split_matchers(self.matchers.data or "")]
 
+    def validate(self, extra_validators=None):
+        # Checked here, inside the routes list's own validation, so the list reports these errors with the rest
+        ok = super().validate(extra_validators)
+        if self.blank:
+            return ok
+        try:
+            self.parsed_matchers()
+        except MatcherError as exc:
+            self.matchers.errors = [*self.matchers.errors, str(exc)]
+            ok = False
+        if not self.destination_ids.data:
+            self.destination_ids.errors = [*self.destination_ids.errors, "Choose the route's destinations."]
+            ok = False
+        self._errors = None  # WTForms caches a form's errors; these came after
+        return ok
+
 
 class SourceForm(HeraldForm):
     class Meta(HeraldForm.Meta):
@@ -115,10 +131,6 @@ class SourceForm(HeraldForm):
         if not field.data:
             raise ValidationError("Choose at least one default destination.")
 
-    def validate_period_seconds(self, field):
-        if self.kind.data == "heartbeat" and field.data is None:
-            raise ValidationError("A heartbeat needs a period: how often a ping is expected.")
-
     def validate_mapping_key(self, field):
         if self.kind.data == "webhook" and not (field.data or "").strip():
             raise ValidationError("A webhook source needs the dot path of each alert's key.")
@@ -150,22 +162,15 @@ class SourceForm(HeraldForm):
 
     def validate(self, extra_validators=None):
         ok = super().validate(extra_validators)
-        for entry in self.routes:
-            route = entry.form
-            if route.blank:
-                continue
-            try:
-                route.parsed_matchers()
-            except MatcherError as exc:
-                route.matchers.errors = [*route.matchers.errors, str(exc)]
-                ok = False
-            if not route.destination_ids.data:
-                route.destination_ids.errors = [*route.destination_ids.errors, "Choose the route's destinations."]
-                ok = False
+        # Here, not as validate_period_seconds: Optional() ends an empty field's validators before that would run
+        if self.kind.data == "heartbeat" and self.period_seconds.data is None and not self.period_seconds.errors:
+            self.period_seconds.errors = ["A heartbeat needs a period: how often a ping is expected."]
+            ok = False
         if self.bearer_token.data and self.clear_bearer.data:
             self.bearer_token.errors = [*self.bearer_token.errors,
                                         "Either type a new token or stop requiring one, not both."]
             ok = False
+        self._errors = None  # WTForms caches a form's errors; these came after
         return ok
 
     # -- to the model ----------------------------------------------------------------------------------------------
