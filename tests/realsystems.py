@@ -262,12 +262,16 @@ class Alertmanager(Daemon):
         [alert] = [a for a in self.alerts() if a["labels"] == labels]
         return datetime.fromisoformat(alert["startsAt"][:19]).replace(tzinfo=timezone.utc)  # seconds are enough
 
+    # Alertmanager counts requests once answered; its `notifications_total` counts a notification when it starts
+    # and `notifications_failed_total` only once every retry is spent, so neither says what Herald answered.
     def webhook_sent(self) -> float:
-        """Notifications Alertmanager handed to a webhook; failed ones are in webhook_failed()."""
-        return self.metric("alertmanager_notifications_total", integration="webhook")
+        """Webhook requests that got a 2xx answer."""
+        return (self.metric("alertmanager_notification_requests_total", integration="webhook")
+                - self.webhook_failed())
 
     def webhook_failed(self) -> float:
-        return self.metric("alertmanager_notifications_failed_total", integration="webhook")
+        """Webhook requests refused (4xx: not retried; 5xx: retried) or that got no answer."""
+        return self.metric("alertmanager_notification_requests_failed_total", integration="webhook")
 
 
 # --- Prometheus -----------------------------------------------------------------------------------------------
