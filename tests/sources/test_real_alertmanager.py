@@ -331,3 +331,26 @@ def test_two_alertmanagers_of_a_pair_send_the_same_alerts_and_each_is_notified_o
     wait_until(lambda: all([d["status"] for d in herald.deliveries(a["id"])] == ["sent"] for a in found),
                message="each alert did not have exactly one sent delivery")
     assert len(slack) == 20 and all(a["state"] == "triggered" for a in found)
+
+
+def test_a_long_description_does_not_cost_its_group_the_alerts(herald, receivers, alertmanager):
+    """A rule's description of 2,500 characters (a runbook pasted in, a templated list of items) is well inside the
+    body cap. Alertmanager posts the group whole, so refusing the post (4xx: Alertmanager never retries it) would
+    lose every alert of the group, the short ones too, with no page to anyone."""
+    on_call, pagerduty = herald.receiving(receivers(), "pagerduty", "On-call (PagerDuty)")
+    source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[on_call],
+                           bearer_token=BEARER)
+    am = alertmanager(source["url"], bearer_token=BEARER)
+    runbook = "Steps: " + " ".join(f"{i}. check the replica set and its volume claims;" for i in range(50))
+    assert 2100 < len(runbook) < 3000
+    am.add("DiskFull", {"severity": "critical", "instance": "db-01"}, {"description": runbook})
+    am.add("DiskFull", {"severity": "critical", "instance": "db-02"}, {"description": "db-02 /var at 97%"})
+
+    with am.log_on_failure():
+        wait_until(lambda: am.webhook_sent() + am.webhook_failed() >= 1, seconds=SECONDS,
+                   message="Alertmanager never posted the group")
+        wait_until(lambda: len(herald.alerts(source["id"])) == 2 and len(pagerduty) == 2, seconds=SECONDS,
+                   message=f"the group was not taken (Alertmanager: {am.webhook_failed():.0f} refused)")
+    by_instance = {a["labels"]["instance"]: a for a in herald.alerts(source["id"])}
+    assert by_instance["db-01"]["description"].startswith(runbook[:1000])
+    assert am.webhook_failed() == 0
