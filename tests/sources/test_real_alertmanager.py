@@ -354,3 +354,26 @@ def test_a_long_description_does_not_cost_its_group_the_alerts(herald, receivers
     by_instance = {a["labels"]["instance"]: a for a in herald.alerts(source["id"])}
     assert by_instance["db-01"]["description"].startswith(runbook[:1000])
     assert am.webhook_failed() == 0
+
+
+def test_an_alert_that_fires_again_after_it_ended_triggers_the_same_herald_alert_again(herald, receivers, alertmanager):
+    on_call, pagerduty = herald.receiving(receivers(), "pagerduty", "On-call (PagerDuty)")
+    source = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[on_call],
+                           bearer_token=BEARER)
+    am = alertmanager(source["url"], bearer_token=BEARER)
+
+    def events():
+        return [e["event_action"] for e in pagerduty]
+
+    flapping = am.add("HighCPU", {"severity": "critical", "instance": "web-01"})
+    with am.log_on_failure():
+        wait_until(lambda: events() == ["trigger"], seconds=SECONDS, message="the first firing was not paged")
+        am.end(flapping)
+        wait_until(lambda: events() == ["trigger", "resolve"], seconds=SECONDS, message="the end was not resolved")
+        am.add("HighCPU", {"severity": "critical", "instance": "web-01"})
+        wait_until(lambda: events() == ["trigger", "resolve", "trigger"], seconds=SECONDS,
+                   message="firing again was not paged again")
+    [alert] = herald.alerts(source["id"])
+    assert alert["state"] == "triggered"
+    assert pagerduty[1]["dedup_key"] == pagerduty[0]["dedup_key"]  # the resolve closed the first page
+    assert sorted(d["event"] for d in herald.deliveries(alert["id"])) == ["resolve", "trigger", "trigger"]
