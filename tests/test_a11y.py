@@ -21,6 +21,29 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, 
 BLOCKING = ("serious", "critical")
 
 
+def seed_source(app, destination_id: int) -> tuple[int, int]:
+    """An Alertmanager source with a route, and an alert it sent (labels, annotations, a generator link)."""
+    from webapp.sources.models import Source
+
+    with app.app_context():
+        source = Source(name="Prometheus (production)", kind="alertmanager", routes=[
+            {"matchers": ['severity=~"critical|page"'], "destination_ids": [destination_id], "continue": False}])
+        source.new_token()
+        source.destinations = [db.session.get(Destination, destination_id)]
+        db.session.add(source)
+        db.session.flush()
+        alert = Alert(name="CPU above 90% (web-01)", state="triggered", severity="critical", source_id=source.id,
+                      source_key="8907c632687e21f5", labels={"alertname": "HighCPU", "instance": "web-01",
+                                                             "severity": "critical"},
+                      annotations={"summary": "CPU above 90%", "description": "web-01 CPU at 93%",
+                                   "runbook_url": "https://runbooks.example.com/cpu"},
+                      generator_url="http://prometheus.example.com/graph?g0.expr=cpu", external_url="http://am:9093",
+                      description="web-01 CPU at 93%")
+        db.session.add(alert)
+        db.session.commit()
+        return source.id, alert.id
+
+
 def seed(app) -> dict:
     """Destinations of several types (one failing), alerts in every state, deliveries, a token."""
     now = datetime.now(timezone.utc)
@@ -140,6 +163,21 @@ def test_every_page_has_no_serious_axe_violation(browser, live_server, viewport,
         expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
         alert, destination, webhook = ids["alert"], ids["destination"], ids["webhook"]
+        audit.visit("/settings/sources/", "alert sources, none yet")
+        source, source_alert = seed_source(live_server.app, destination)
+        for path in ["/settings/sources/", "/settings/sources/new", f"/settings/sources/{source}/edit",
+                     f"/settings/sources/{source}/rotate", f"/settings/sources/{source}/delete",
+                     f"/alerts/{source_alert}", f"/alerts/{source_alert}/edit"]:
+            audit.visit(path)
+        audit.visit("/settings/sources/new", "new alert source")
+        page.get_by_role("button", name="Create source").click()
+        expect(page.locator(".field-error").first).to_be_visible()
+        audit.check("new alert source, refused")
+        page.get_by_role("textbox", name="Name", exact=True).fill("Prometheus")
+        page.locator("input[name=destination_ids]").first.check()
+        page.get_by_role("button", name="Create source").click()
+        expect(page.locator("#inbound-url")).to_be_visible()
+        audit.check("alert source created, its URL shown once")
         for path in ["/alerts/", "/alerts/?state=failing", "/alerts/?q=nothing-matches", f"/alerts/{alert}",
                      "/alerts/new", f"/alerts/{alert}/edit", f"/alerts/{alert}/delete",
                      "/settings/destinations/", "/settings/destinations/?state=failing&sort=health",

@@ -130,10 +130,14 @@ def test_continue_lets_later_routes_add_their_destinations(api, receivers, make_
                      "default": ["Disk (web)"]}
 
 
-def test_the_grafana_documentation_payload_triggers_and_resolves_its_alerts(api, receivers, make_destination):
+def test_the_grafana_documentation_payload_triggers_and_resolves_its_alerts(api, receivers, make_destination,
+                                                                            smtp_server):
     hook = webhook_receiver(receivers)
     destination = make_destination("Ops webhook", "webhook", url=hook.url_for("/hooks/herald"))
-    source = api.source(name="Grafana", kind="grafana", destination_ids=[destination.id])
+    mail = make_destination("On-call mail", "email", addresses="oncall@example.com", subject_template="",
+                            body_template="")
+    source = api.source(name="Grafana", kind="grafana", destination_ids=[destination.id], routes=[
+        {"matchers": ['zone="us-1"'], "destination_ids": [destination.id, mail.id]}])
     payload = recorded("grafana-webhook.json")
 
     assert api.inbound(source["url"], payload).get_json()["triggered"] == 2
@@ -144,7 +148,13 @@ def test_the_grafana_documentation_payload_triggers_and_resolves_its_alerts(api,
     assert memory["state"] == "triggered" and memory["description"] == "The system has high memory usage"
     assert memory["generator_url"] == "https://play.grafana.org/alerting/1afz29v7z/edit"
     assert memory["annotations"]["runbook_url"] == "https://myrunbook.com/runbook/1234"
-    wait_until(lambda: len(hook.log) == 2)
+    wait_until(lambda: len(hook.log) == 2 and smtp_server.messages)
+    [message] = [m["message"] for m in smtp_server.messages]  # only us-1 is routed to mail
+    text = message.get_body(("plain",)).get_content()
+    assert "This alert was triggered for zone us-1" in message["Subject"]
+    assert "Labels: alertname=High memory usage, team=blue, zone=us-1" in text
+    assert "runbook_url: https://myrunbook.com/runbook/1234" in text
+    assert "Generator: https://play.grafana.org/alerting/1afz29v7z/edit" in text and "Source: Grafana" in text
 
     assert api.inbound(source["url"], resolved(payload, grafana=True)).get_json()["resolved"] == 2
     assert {a["state"] for a in api.call("GET", "/api/alerts")} == {"ok"}

@@ -7,6 +7,7 @@ from .. import alerts as alert_service
 from ..extensions import db
 from ..json_input import reject_unknown, validated_alert_form
 from ..models import Alert, Delivery
+from ..sources.alerts import BY_HAND, validated_source_alert_form
 from . import ApiError, bp, error_response, json_body
 
 MAX_PER_PAGE = 200
@@ -68,8 +69,6 @@ def get_alert(alert_id: int):
 def update_alert(alert_id: int):
     alert = _get(alert_id)
     if alert.from_source:
-        from ..sources.alerts import validated_source_alert_form
-
         validated_source_alert_form(json_body(), alert).apply_to(alert)
         db.session.commit()
         return jsonify(alert_json(alert))
@@ -87,8 +86,6 @@ def delete_alert(alert_id: int):
 
 def _refuse_by_hand(alert: Alert) -> None:
     if alert.from_source:
-        from ..sources.alerts import BY_HAND
-
         raise ApiError(409, BY_HAND, {"state": [BY_HAND]})
 
 

@@ -12,6 +12,7 @@ from ..alert_form import AlertForm, parse_number
 from ..extensions import db
 from ..htmx import is_htmx, render
 from ..models import Alert, AlertStateChange, Delivery, Destination, alert_destination
+from ..sources.alerts import BY_HAND, SourceAlertForm
 from .auth import admin_required
 from .listing import FAILING, choice_arg, contains, health_of, int_arg, last_attempt_id, search_arg
 
@@ -157,22 +158,9 @@ def deliveries(alert_id: int):
 @admin_required
 def edit(alert_id: int):
     alert = _get(alert_id)
-    if alert.from_source:
-        return _edit_from_source(alert)
-    form = AlertForm(data=AlertForm.data_of(alert))
-    if form.validate_on_submit():
-        form.apply_to(alert)
-        db.session.commit()
-        flash(f"Saved “{alert.name}”.", "success")
-        return redirect(url_for(".show", alert_id=alert.id))
-    return render("alerts/form.html", status=422 if form.errors else 200, form=form, alert=alert)
-
-
-def _edit_from_source(alert: Alert):
-    """An alert from a source: only muted and its extra destinations are Herald's to change."""
-    from ..sources.alerts import SourceAlertForm
-
-    form = SourceAlertForm(data=SourceAlertForm.data_of(alert))
+    # An alert from a source: only muted and its extra destinations are Herald's to change
+    form_class = SourceAlertForm if alert.from_source else AlertForm
+    form = form_class(data=form_class.data_of(alert))
     if form.validate_on_submit():
         form.apply_to(alert)
         db.session.commit()
@@ -183,8 +171,6 @@ def _edit_from_source(alert: Alert):
 
 def _refuse_by_hand(alert: Alert):
     """A state change by hand to an alert from a source: refused, saying why (409)."""
-    from ..sources.alerts import BY_HAND
-
     if is_htmx():
         return render("alerts/_live.html", status=409, **_live_context(alert), change_error=BY_HAND)
     flash(BY_HAND, "error")

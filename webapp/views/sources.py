@@ -25,11 +25,18 @@ def index():
     return render("sources/index.html", "sources/_list.html", sources=_sources())
 
 
-def _refused(form, refusal: InvalidInput):
-    """The service's refusal (a name taken meanwhile) beside its field."""
-    for name, messages in refusal.fields.items():
-        if name in form:
-            form[name].errors = [*form[name].errors, *messages]
+def _saved(form, save):
+    """save(form) once the form validates; None when it does not, or the service refuses (a name taken
+    meanwhile: the message goes beside its field)."""
+    if not form.validate_on_submit():
+        return None
+    try:
+        return save(form)
+    except InvalidInput as refusal:
+        for name, messages in refusal.fields.items():
+            if name in form:
+                form[name].errors = [*form[name].errors, *messages]
+        return None
 
 
 def _shown_once(source: Source, token: str, new: bool):
@@ -47,13 +54,9 @@ def _with_blank_route(form):
 def new():
     form = service.make_form(data={"kind": request.args.get("kind") or "alertmanager"} if request.method == "GET"
                              else None)
-    if form.validate_on_submit():
-        try:
-            source, token = service.create(form)
-        except InvalidInput as refusal:
-            _refused(form, refusal)
-        else:
-            return _shown_once(source, token, new=True)
+    created = _saved(form, service.create)
+    if created:
+        return _shown_once(*created, new=True)
     status = 422 if request.method == "POST" else 200
     return render("sources/form.html", status=status, form=_with_blank_route(form), source=None)
 
@@ -63,14 +66,9 @@ def new():
 def edit(source_id: int):
     source = _get(source_id)
     form = service.make_form(source, data=service.SourceForm.data_of(source))
-    if form.validate_on_submit():
-        try:
-            service.save(source, form)
-        except InvalidInput as refusal:
-            _refused(form, refusal)
-        else:
-            flash(f"Saved “{source.name}”.", "success")
-            return redirect(url_for(".index"))
+    if _saved(form, lambda f: service.save(source, f)):
+        flash(f"Saved “{source.name}”.", "success")
+        return redirect(url_for(".index"))
     status = 422 if request.method == "POST" else 200
     return render("sources/form.html", status=status, form=_with_blank_route(form), source=source)
 
