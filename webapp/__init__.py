@@ -4,7 +4,7 @@ from pathlib import Path
 from flask import Flask, redirect, url_for
 from werkzeug.routing import BaseConverter
 
-from . import alerts, config, paths, sqlite_writes
+from . import alerts, config, paths
 from .delivery.notifier import get_notifier
 from .delivery.worker import Worker
 from .extensions import csrf, db, login_manager, mail, migrate
@@ -132,6 +132,3 @@ def _tune_sqlite():
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
-
-    if engine.url.database not in (None, "", ":memory:"):
-        sqlite_writes.install(engine, wait_seconds=30)
