@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -33,7 +33,7 @@ from ..dbtypes import utcnow
 from ..destinations import REGISTRY
 from ..extensions import db
 from ..metrics import DELIVERIES, DELIVERY_LATENCY, failure_reason
-from ..models import Destination
+from ..models import Destination, alert_destination
 from ..url_credentials import split_userinfo
 from .models import Delivery, DeliveryRef
 from .notification import Notification, make_test_notification
@@ -110,6 +110,18 @@ class Target:
         except SecretsUnreadable:
             config = None  # the sender reads the row again and records why it cannot send
         return cls(destination.id, destination.name, destination.type, destination.enabled, config)
+
+    @classmethod
+    def bound_to(cls, alert_id: int) -> list["Target"]:
+        """The alert's destinations in one Core statement: every state change reads them."""
+        targets = []
+        for row in db.session.execute(_BOUND_DESTINATIONS, {"alert_id": alert_id}):
+            try:
+                config = Destination.config_of(row.options, row.encrypted_secrets) if row.enabled else None
+            except SecretsUnreadable:
+                config = None
+            targets.append(cls(row.id, row.name, row.type, row.enabled, config))
+        return targets
 
 
 @dataclass(frozen=True)
@@ -212,48 +224,49 @@ class Notifier:
         if notification.is_recovery and resolving:
             self._supersede_triggers(alert_id, resolving, now)
             nothing_opened = self._never_attempted_episodes(alert_id, resolving)
-        waiting = set(db.session.scalars(
-            select(Delivery.destination_id).distinct()
-            .where(Delivery.alert_id == alert_id, Delivery.destination_id.in_([t.id for t in targets]),
-                   Delivery.status.in_(ACTIVE)))) if targets else set()
+        waiting = set(db.session.scalars(_WAITING_PAIRS, {"alert_id": alert_id, "destination_ids": [t.id for t in targets]})
+                      ) if targets else set()
         payload = notification.to_json()
         idle = self._idle_workers()
-        claimed: list[tuple[Delivery, Target]] = []
+        claimed: dict[int, Target] = {}  # the row's index in `rows` → its target
         rows = []
         for target in targets:
-            row = Delivery(destination_id=target.id, destination_name=target.name, destination_type=target.type,
-                           alert_id=alert_id, alert_name=notification.alert_name[:255], event=notification.event,
-                           notification=payload, created_at=now, updated_at=now, next_attempt_at=now,
-                           state_change_id=state_change_id, attempts=0)
+            row = dict(destination_id=target.id, destination_name=target.name, destination_type=target.type,
+                       alert_id=alert_id, alert_name=notification.alert_name[:255], event=notification.event,
+                       notification=payload, created_at=now, updated_at=now, next_attempt_at=now,
+                       state_change_id=state_change_id, attempts=0, status="pending", detail=None, lease_owner=None,
+                       lease_token=None, lease_until=None, last_attempt_at=None)
             if not target.enabled:
                 self._skip(row, "The destination is disabled.")
             elif target.id in nothing_opened:
                 self._skip(row, NOTHING_OPENED)
-            else:
-                row.status = "pending"
-                if target.id not in waiting and idle > 0 and target.config is not None and REGISTRY.get(target.type):
-                    # Claimed as it is written: the first attempt needs no claim of its own
-                    idle -= 1
-                    row.lease_owner, row.lease_token = self.owner, uuid.uuid4().hex
-                    row.lease_until, row.attempts, row.last_attempt_at = now + self.settings.lease, 1, now
-                    claimed.append((row, target))
+            elif target.id not in waiting and idle > 0 and target.config is not None and REGISTRY.get(target.type):
+                # Claimed as it is written: the first attempt needs no claim of its own
+                idle -= 1
+                row.update(lease_owner=self.owner, lease_token=uuid.uuid4().hex, lease_until=now + self.settings.lease,
+                           attempts=1, last_attempt_at=now)
+                claimed[len(rows)] = target
             rows.append(row)
-        db.session.add_all(rows)
-        db.session.flush()
+        if not rows:
+            return []
+        # Core statements built once: the ORM's unit of work costs more than the rest of a change
+        ids = db.session.scalars(_INSERT_DELIVERIES, rows).all()
+        with_refs = [t.id for t in claimed.values() if REGISTRY[t.type].uses_refs]
         refs = {ref.destination_id: dict(ref.data) for ref in db.session.scalars(select(DeliveryRef).where(
-            DeliveryRef.alert_id == alert_id, DeliveryRef.destination_id.in_([t.id for _, t in claimed])))} if claimed else {}
-        jobs = {row.id: Job(delivery_id=row.id, token=row.lease_token, attempt=1, event=row.event, alert_id=alert_id,
-                            destination_id=target.id, destination_name=target.name, dtype=REGISTRY[target.type],
-                            config=target.config, notification=notification, refs=refs.get(target.id, {}),
-                            created_at=now)
-                for row, target in claimed}
-        return [Staged(row.id, row.lease_token, row.status, row.destination_id, row.destination_name,
-                       row.destination_type, row.event, row.detail, jobs.get(row.id), row.lease_until) for row in rows]
+            DeliveryRef.alert_id == alert_id, DeliveryRef.destination_id.in_(with_refs)))} if with_refs else {}
+        jobs = {i: Job(delivery_id=ids[i], token=rows[i]["lease_token"], attempt=1, event=notification.event,
+                       alert_id=alert_id, destination_id=target.id, destination_name=target.name,
+                       dtype=REGISTRY[target.type], config=target.config, notification=notification,
+                       refs=refs.get(target.id, {}), created_at=now)
+                for i, target in claimed.items()}
+        return [Staged(ids[i], row["lease_token"], row["status"], row["destination_id"], row["destination_name"],
+                       row["destination_type"], row["event"], row["detail"], jobs.get(i), row["lease_until"])
+                for i, row in enumerate(rows)]
 
     @staticmethod
-    def _skip(row: Delivery, why: str) -> None:
-        row.status, row.detail, row.next_attempt_at = "skipped", why, None
-        DELIVERIES.labels(row.destination_type, "skipped", "disabled" if "disabled" in why else "superseded").inc()
+    def _skip(row: dict, why: str) -> None:
+        row.update(status="skipped", detail=why, next_attempt_at=None)
+        DELIVERIES.labels(row["destination_type"], "skipped", "disabled" if "disabled" in why else "superseded").inc()
 
     @staticmethod
     def _supersede_triggers(alert_id: int, destination_ids: list[int], now: datetime) -> None:
@@ -440,10 +453,11 @@ class Notifier:
                             return result
                         result.attempted += 1
                         outcome = self._send(job, final=False)
-                        if self._record(job, outcome) and result.attempted == 1:
+                        written, following = self._record(job, outcome, follow=True)
+                        if written and result.attempted == 1:
                             result.first = outcome.as_dict(job)
                             first.set_result(result.first)
-                        delivery_id, token, job = self._next_in_line(job, outcome), None, None
+                        delivery_id, token, job = following, None, None
                     except Exception:  # a bug or a database fault must not stop the pool; the lease expires
                         log.exception("delivery %s: unexpected error", delivery_id)
                         db.session.rollback()
@@ -489,7 +503,7 @@ class Notifier:
             except SecretsUnreadable:
                 problem = Outcome("failed", error="The destination's secrets cannot be decrypted: the encryption "
                                                   "key changed. Enter them again.")
-            if row.alert_id is not None:
+            if row.alert_id is not None and dtype.uses_refs:
                 ref = db.session.get(DeliveryRef, (destination.id, row.alert_id))
                 refs = dict(ref.data) if ref else {}
         db.session.commit()  # ends the transaction: the connection goes back to the pool for the send
@@ -557,8 +571,9 @@ class Notifier:
 
     # --- recording -----------------------------------------------------------------------------------------------
 
-    def _record(self, job: Job, outcome: Outcome) -> bool:
-        """Write the attempt's result if this claim still holds the lease; False if another worker took it."""
+    def _record(self, job: Job, outcome: Outcome, follow: bool = False) -> tuple[bool, int | None]:
+        """Write the attempt's result if this claim still holds the lease (False if another worker took it) and,
+        with `follow`, find in the same transaction the row of the same alert and destination it held up."""
         now = utcnow()
         if (outcome.status == "retrying" and job.event == "trigger" and _resolves(job.dtype.type if job.dtype else "")
                 and self._recovery_behind(job)):
@@ -571,19 +586,19 @@ class Notifier:
             values["detail"] = outcome.detail
         if outcome.status == "sent":
             values["sent_at"] = now
-        written = db.session.execute(
-            update(Delivery).where(Delivery.id == job.delivery_id, Delivery.lease_token == job.token).values(**values)
-            .execution_options(synchronize_session=False)).rowcount
+        written = db.session.execute(_write_result(tuple(values)), {
+            "row": job.delivery_id, "token": job.token, **{f"new_{k}": v for k, v in values.items()}}).rowcount
         if written != 1:
             db.session.rollback()
             log.warning("delivery %s: the lease was lost before the result was written; another worker has it",
                         job.delivery_id)
-            return False
+            return False, None
         if (outcome.status == "sent" and job.alert_id is not None and job.destination_id is not None
                 and outcome.remember is not None and outcome.remember != job.refs):
             _upsert_refs(job.destination_id, job.alert_id, outcome.remember, now)
+        following = self._next_in_line(job, outcome) if follow else None
         db.session.commit()
-        return True
+        return True, following
 
     @staticmethod
     def _recovery_behind(job: Job) -> bool:
@@ -596,12 +611,36 @@ class Notifier:
         """The next row of the same alert and destination, once this one no longer holds it up."""
         if job.alert_id is None or job.destination_id is None or outcome.status in ACTIVE:
             return None
-        following = db.session.scalar(
-            select(Delivery.id).where(Delivery.alert_id == job.alert_id, Delivery.destination_id == job.destination_id,
-                                      Delivery.id > job.delivery_id, Delivery.status.in_(ACTIVE))
-            .order_by(Delivery.id).limit(1))
-        db.session.commit()
-        return following
+        return db.session.scalar(_NEXT_IN_LINE, {"alert_id": job.alert_id, "destination_id": job.destination_id,
+                                                 "after": job.delivery_id})
+
+
+# The hot path's statements, built once (building one costs about as much as running it)
+_DELIVERY = Delivery.__table__
+_WAITING_PAIRS = (select(_DELIVERY.c.destination_id).distinct()
+                  .where(_DELIVERY.c.alert_id == bindparam("alert_id"),
+                         _DELIVERY.c.destination_id.in_(bindparam("destination_ids", expanding=True)),
+                         _DELIVERY.c.status.in_(ACTIVE)))
+_DESTINATION = Destination.__table__
+_BOUND_DESTINATIONS = (
+    select(_DESTINATION.c.id, _DESTINATION.c.name, _DESTINATION.c.type, _DESTINATION.c.enabled, _DESTINATION.c.options,
+           _DESTINATION.c.encrypted_secrets)
+    .join_from(_DESTINATION, alert_destination, alert_destination.c.destination_id == _DESTINATION.c.id)
+    .where(alert_destination.c.alert_id == bindparam("alert_id")).order_by(_DESTINATION.c.name))
+_INSERT_DELIVERIES = insert(_DELIVERY).returning(_DELIVERY.c.id, sort_by_parameter_order=True)
+_NEXT_IN_LINE = (select(_DELIVERY.c.id)
+                 .where(_DELIVERY.c.alert_id == bindparam("alert_id"),
+                        _DELIVERY.c.destination_id == bindparam("destination_id"),
+                        _DELIVERY.c.id > bindparam("after"), _DELIVERY.c.status.in_(ACTIVE))
+                 .order_by(_DELIVERY.c.id).limit(1))
+
+
+@functools.cache
+def _write_result(columns: tuple[str, ...]):
+    """UPDATE delivery SET <columns> WHERE id = :row AND lease_token = :token (one per set of columns)."""
+    return (update(_DELIVERY)
+            .where(_DELIVERY.c.id == bindparam("row"), _DELIVERY.c.lease_token == bindparam("token"))
+            .values({name: bindparam(f"new_{name}") for name in columns}))
 
 
 def _redactions(dtype, config: dict) -> list[str]:
