@@ -292,8 +292,7 @@ class Prometheus(Daemon):
         super().__init__(workdir)
         self.binary = find_binary(*PROMETHEUS)
         self.rules_path = workdir / "rules.yml"
-        self.rules_path.write_text(json.dumps({"groups": [{"name": "herald-tests", "interval": "1s", "rules": rules}]},
-                                              indent=1))
+        self._write_rules(rules)
         self.config_path = workdir / "prometheus.yml"
         self.config_path.write_text(json.dumps({
             "global": {"evaluation_interval": "1s", "scrape_interval": "15s"},
@@ -306,6 +305,22 @@ class Prometheus(Daemon):
         return [self.binary, f"--config.file={self.config_path}", f"--storage.tsdb.path={self.workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}", f"--web.external-url=http://127.0.0.1:{self.port}/",
                 "--rules.alert.resend-delay=1s", "--log.level=info"]
+
+    def _write_rules(self, rules: list[dict]):
+        group = {"name": "herald-tests", "interval": "1s", "rules": list(rules)}
+        self.rules_path.write_text(json.dumps({"groups": [group]}, indent=1))
+
+    def change_rules(self, rules: list[dict]):
+        """Rewrite the rule file and reload (SIGHUP), as an operator's deploy does; returns once it is loaded.
+
+        A rule kept by name whose expression no longer holds goes inactive, and Prometheus sends it resolved."""
+        self._write_rules(rules)
+        reloads = self.metric("prometheus_config_last_reload_success_timestamp_seconds")
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + START_SECONDS
+        while self.metric("prometheus_config_last_reload_success_timestamp_seconds") == reloads:
+            assert time.monotonic() < deadline, f"prometheus did not reload its rules:\n{self.log()[-LOG_TAIL:]}"
+            time.sleep(0.2)
 
     def alerts(self) -> list[dict]:
         response = requests.get(self.url + "/api/v1/alerts", timeout=10)

@@ -3,7 +3,8 @@
 Prometheus evaluates `vector(1) > 0` every second as `AlwaysFiring` (severity critical, team platform) and
 sends it to Alertmanager, whose webhook is an `alertmanager` source's inbound URL. The destinations' local
 receivers (PagerDuty's Events API and a generic webhook, at their real paths) must get the trigger with the
-rule's labels, and Herald's alert page must link back to the rule in Prometheus (its generatorURL).
+rule's labels, and Herald's alert page must link back to the rule in Prometheus (its generatorURL). Then the
+rule is changed so that it no longer holds and Prometheus reloaded: the same Herald alert recovers.
 """
 import html
 
@@ -47,3 +48,12 @@ def test_a_firing_prometheus_rule_reaches_a_destination_with_its_labels(herald, 
     page = client.get(f"/alerts/{alert['id']}")
     assert page.status_code == 200
     assert f'href="{html.escape(generator_url)}"' in page.get_data(as_text=True)
+
+    # The rule stops holding (a deploy changes it): Prometheus resolves it, and so does Herald, the same alert
+    prom.change_rules([{**ALWAYS_FIRING, "expr": "vector(1) < 0"}])
+    with prom.log_on_failure(), am.log_on_failure():
+        wait_until(lambda: len(pagerduty) == 2 and len(webhook) == 2, seconds=60,
+                   message="the rule's end never reached the receivers")
+    assert [(a["id"], a["state"]) for a in herald.alerts(source["id"])] == [(alert["id"], "ok")]
+    assert (pagerduty[1]["event_action"], pagerduty[1]["dedup_key"]) == ("resolve", trigger["dedup_key"])
+    assert webhook[1]["alert"]["state"] == "ok" and contains_labels(webhook[1], RULE_LABELS)

@@ -106,6 +106,13 @@ def test_prometheus_sends_its_firing_rule_through_alertmanager(alertmanager, pro
     assert alert["generatorURL"].startswith(prom.url + "/graph?g0.expr=")  # a link back to the rule's expression
     assert [a["labels"]["alertname"] for a in prom.alerts()] == ["AlwaysFiring"]
 
+    prom.change_rules([{**ALWAYS_FIRING, "expr": "vector(1) < 0"}])  # no longer holds: Prometheus resolves it
+    with prom.log_on_failure(), am.log_on_failure():
+        wait_until(lambda: "resolved" in statuses(posts), seconds=30, message="the rule's end never arrived")
+    [ended] = posts[-1][1]["alerts"]
+    assert ended["status"] == "resolved" and ended["fingerprint"] == alert["fingerprint"]
+    assert prom.alerts() == []
+
 
 def test_stopping_leaves_no_process_and_frees_the_port(alertmanager, receivers):
     am = alertmanager(receivers().url_for("/hook"))
