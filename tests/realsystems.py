@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from delivery.conftest import configure_delivery, free_port, start_worker  # free_port: the kernel picks (port 0)
 from delivery.vendors import PAGERDUTY_KEY, SLACK_PATH, WEBHOOK_PATH
@@ -130,17 +131,9 @@ class Daemon:
 
     def metric(self, name: str, **labels) -> float:
         """The sum of a metric's samples on /metrics whose labels include `labels` (0 when there are none)."""
-        total = 0.0
-        for line in requests.get(self.url + "/metrics", timeout=10).text.splitlines():
-            if not line.startswith(name) or line.startswith("#"):
-                continue
-            series, _, value = line.rpartition(" ")
-            metric_name, _, label_text = series.partition("{")
-            if metric_name != name:
-                continue
-            if all(f'{k}="{v}"' in label_text for k, v in labels.items()):
-                total += float(value)
-        return total
+        text = requests.get(self.url + "/metrics", timeout=10).text
+        return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+                   if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
 
 
 # --- Alertmanager ---------------------------------------------------------------------------------------------
