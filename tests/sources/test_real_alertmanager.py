@@ -96,6 +96,7 @@ def test_a_wrong_bearer_token_is_refused_and_changes_nothing(herald, receivers, 
 
     with am.log_on_failure():  # a 4xx is final for Alertmanager: it counts a failure and does not retry
         wait_until(lambda: am.webhook_failed() >= 1, seconds=SECONDS, message="Alertmanager's post was not refused")
+    assert "unexpected status code 401" in am.log()  # refused for its token, not for its address or payload
     assert herald.alerts(source["id"]) == []
     assert pagerduty == [] and slack == []
 
@@ -249,6 +250,7 @@ def test_after_rotation_the_old_url_is_refused_and_the_new_one_is_taken(herald, 
     old.add("HighCPU", {"severity": "critical", "instance": "web-01"})
     with old.log_on_failure():  # 404: final for Alertmanager, which counts a failure
         wait_until(lambda: old.webhook_failed() >= 1, seconds=SECONDS, message="the old URL was not refused")
+    assert "unexpected status code 404" in old.log()
     assert herald.alerts(source["id"]) == [] and pagerduty == []
     old.stop()
 
@@ -295,6 +297,7 @@ def test_a_group_over_the_documented_cap_is_refused_whole_and_max_alerts_at_the_
     too_many.post_alerts(host_down(6))
     with too_many.log_on_failure():
         wait_until(lambda: too_many.webhook_failed() >= 1, seconds=SECONDS, message="the 6 alerts were not refused")
+    assert "unexpected status code 413" in too_many.log()  # as documented: 413 beyond HERALD_INBOUND_MAX_ALERTS
     assert herald.alerts(source["id"]) == [] and webhook == []
     too_many.stop()
 
