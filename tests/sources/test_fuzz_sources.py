@@ -3,7 +3,6 @@
 Whatever arrives, Herald answers without a server error, in JSON; a refusal names what is wrong (a 422 names a
 field) and writes nothing. On SQLite and (fewer examples) PostgreSQL, whose columns refuse what SQLite stores.
 """
-import json
 
 from hypothesis import example, given
 from hypothesis import strategies as st

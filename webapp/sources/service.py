@@ -17,7 +17,7 @@ from ..crypto import SecretsUnreadable
 from ..delivery.notifier import Target
 from ..dbtypes import utcnow
 from ..extensions import db
-from ..json_input import InvalidInput, form_errors, reject_unknown
+from ..json_input import InvalidInput, reject_unknown
 from ..models import Alert, DeliveryRef, Destination
 from .formats import FIRING, HEARTBEAT_KEY, MAPPING_PATHS, InboundAlert, parse
 from .forms import MAX_ROUTES, SourceForm
@@ -157,9 +157,7 @@ def form_from_json(body: dict, source: Source | None) -> SourceForm:
     if source is not None and "kind" in body and body["kind"] != source.kind:
         raise InvalidInput(422, "A source's kind cannot change; create a new source.", {"kind": ["Cannot change."]})
     values = as_api(source) if source is not None else {}
-    if source is not None and "kind" not in body and body.get("mapping") is not None:
-        values["mapping"] = None  # a new mapping replaces the stored one whole
-    values.update(body)
+    values.update(body)  # a mapping or routes given replace the stored ones whole
     form = make_form(source, formdata=_json_to_formdata(values), meta={"csrf": False})
     if not form.validate():
         raise InvalidInput(422, "The source is not valid.", _api_errors(form))
