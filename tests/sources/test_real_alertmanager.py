@@ -173,7 +173,7 @@ def test_alertmanagers_watchdog_keeps_a_heartbeat_quiet_and_its_silence_triggers
     alerts = herald.source(name="Prometheus (prod)", kind="alertmanager", destination_ids=[on_call],
                            bearer_token=BEARER)
     heartbeat = herald.source(name="Monitoring pipeline", kind="heartbeat", destination_ids=[on_call],
-                              period_seconds=3, grace_seconds=2)
+                              period_seconds=4, grace_seconds=3)  # pinged about every second: ample margin
     tree = dict(receivers={"herald": Webhook(alerts["url"], BEARER), "heartbeat": Webhook(heartbeat["url"])},
                 routes=[Route(['alertname="Watchdog"'], "heartbeat",
                               timing={"group_wait": "0s", "group_interval": "1s", "repeat_interval": "1s"})])
@@ -186,7 +186,7 @@ def test_alertmanagers_watchdog_keeps_a_heartbeat_quiet_and_its_silence_triggers
     am.add("Watchdog", {"severity": "none"}, {"summary": "The alerting pipeline is working"})
     with am.log_on_failure():
         wait_until(lambda: heartbeat_state() == "ok", seconds=SECONDS, message="the Watchdog never pinged")
-    time.sleep(3 + 2 + 2)  # longer than period + grace: pinged all along, it must stay quiet
+    time.sleep(4 + 3 + 2)  # longer than period + grace: pinged all along, it must stay quiet
     assert heartbeat_state() == "ok" and pagerduty == []
     assert herald.alerts(alerts["id"]) == []  # the Watchdog went to the heartbeat only
 
