@@ -271,6 +271,22 @@ def run_database(label: str, database_url: str, smtp_port: int, slow: HTTPServer
     return figures
 
 
+def each_database(run):
+    """run(label, database_url) on a fresh SQLite file, then on PostgreSQL when its server binaries are installed."""
+    run("SQLite", f"sqlite:///{tempfile.mkdtemp(prefix='herald-bench-')}/bench.sqlite3")
+    try:
+        from postgres import PostgresServer
+
+        postgres = PostgresServer()  # the tests' throwaway cluster (fsync off): a ceiling, said so in the README
+    except Exception as exc:  # no PostgreSQL here: the SQLite figures stand alone
+        print(f"[PostgreSQL] not measured: {exc}")
+        return
+    try:
+        run("PostgreSQL, fsync off", postgres.new_database())
+    finally:
+        postgres.stop()
+
+
 def main():
     logging_quiet()
     slow, fast = receiver(DELAY), receiver(0)
@@ -278,20 +294,7 @@ def main():
     smtp.start()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     try:
-        workdir = tempfile.mkdtemp(prefix="herald-bench-")
-        run_database("SQLite", f"sqlite:///{workdir}/bench.sqlite3", smtp.port, slow, fast)
-        postgres = None
-        try:
-            from postgres import PostgresServer
-
-            postgres = PostgresServer()  # the tests' throwaway cluster (fsync off): a ceiling, said so below
-        except Exception as exc:  # no PostgreSQL here: the SQLite figures stand alone
-            print(f"[PostgreSQL] not measured: {exc}")
-        if postgres is not None:
-            try:
-                run_database("PostgreSQL, fsync off", postgres.new_database(), smtp.port, slow, fast)
-            finally:
-                postgres.stop()
+        each_database(lambda label, url: run_database(label, url, smtp.port, slow, fast))
         apprise_time = apprise_fan_out(slow)
         print(f"[Apprise] 12 json:// targets at 300 ms each: {apprise_time * 1000:.0f} ms = "
               f"{apprise_time / DELAY:.2f}x the 300 ms")

@@ -17,7 +17,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -133,41 +132,45 @@ def raw_posts(urls: list[str], count: int) -> float:
     return elapsed
 
 
-def main():
-    logging_quiet()
-    servers = [receiver(0) for _ in range(DESTINATIONS)]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    workdir = tempfile.mkdtemp(prefix="herald-bench-sources-")
-    herald = Herald(f"sqlite:///{workdir}/bench.sqlite3", free_port())
+def run_database(label: str, database_url: str, servers: list):
+    herald = Herald(database_url, free_port())  # no mail here: the SMTP port is never used
+    pagerduty, slack, webhook = (server.url_for for server in servers)
+    urls = [pagerduty("/v2/enqueue"), slack("/services/T0/B0/XYZ"), webhook("/webhook")]
     try:
-        pagerduty, slack, webhook = (server.url_for for server in servers)
         destination_ids = [
-            herald.destination("PagerDuty", "pagerduty", {"integration_key": bench_delivery.KEY,
-                                                          "api_url": pagerduty("/v2/enqueue")}),
-            herald.destination("Slack", "slack", {"webhook_url": slack("/services/T0/B0/XYZ")}),
-            herald.destination("Webhook", "webhook", {"url": webhook("/webhook")}),
+            herald.destination("PagerDuty", "pagerduty", {"integration_key": bench_delivery.KEY, "api_url": urls[0]}),
+            herald.destination("Slack", "slack", {"webhook_url": urls[1]}),
+            herald.destination("Webhook", "webhook", {"url": urls[2]}),
         ]
         source = herald.post("/api/sources", {"name": "Alertmanager (bench)", "kind": "alertmanager",
                                               "destination_ids": destination_ids, "bearer_token": BEARER})
-        urls = [pagerduty("/v2/enqueue"), slack("/services/T0/B0/XYZ"), webhook("/webhook")]
         accepted, done, baseline = [], [], []
         for run in range(RUNS):
             a, d = inbound_batch(herald, source, destination_ids, run)
             accepted.append(a)
             done.append(d)
             baseline.append(raw_posts(urls, ALERTS * DESTINATIONS))
-            print(f"  run {run + 1}: accepted {a * 1000:.0f} ms, all {ALERTS * DESTINATIONS} sent {d * 1000:.0f} ms, "
-                  f"baseline {baseline[-1] * 1000:.0f} ms")
+            print(f"  [{label}] run {run + 1}: accepted {a * 1000:.0f} ms, all {ALERTS * DESTINATIONS} sent "
+                  f"{d * 1000:.0f} ms, baseline {baseline[-1] * 1000:.0f} ms")
     finally:
         herald.stop()
-        for server in servers:
-            server.stop()
     accepted_ms, done_ms, baseline_ms = (statistics.median(x) * 1000 for x in (accepted, done, baseline))
-    print(f"[inbound] one Alertmanager request with {ALERTS} firing alerts, {DESTINATIONS} destinations "
+    print(f"[{label}] one Alertmanager request with {ALERTS} firing alerts, {DESTINATIONS} destinations "
           f"(median of {RUNS}): accepted (committed) in {accepted_ms:.0f} ms; all {ALERTS * DESTINATIONS} "
           f"deliveries sent after {done_ms:.0f} ms = {done_ms / baseline_ms:.2f}x {ALERTS * DESTINATIONS} raw "
           f"requests.post from {BASELINE_THREADS} threads to the same receivers ({baseline_ms:.0f} ms)")
+
+
+def main():
+    logging_quiet()
+    servers = [receiver(0) for _ in range(DESTINATIONS)]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    try:
+        bench_delivery.each_database(lambda label, url: run_database(label, url, servers))
+    finally:
+        for server in servers:
+            server.stop()
 
 
 if __name__ == "__main__":
