@@ -210,6 +210,10 @@ class Notifier:
         self._lock = threading.RLock()
         self._queued: dict[int, Future] = {}  # delivery id → its task, while queued or running
         self._busy = 0
+        # (alert, destination) pairs that staging in this process held a row back for, behind one still active:
+        # only these need a look for the next row once a result is written. A row held back by another process
+        # is claimed by that process's dispatch, or by its worker's next pass.
+        self._held_back: set[tuple[int, int]] = set()
 
     # --- staging: inside the caller's transaction ---------------------------------------------------------------
 
@@ -240,7 +244,10 @@ class Notifier:
                 self._skip(row, "The destination is disabled.")
             elif target.id in nothing_opened:
                 self._skip(row, NOTHING_OPENED)
-            elif target.id not in waiting and idle > 0 and target.config is not None and REGISTRY.get(target.type):
+            elif target.id in waiting:
+                with self._lock:
+                    self._held_back.add((alert_id, target.id))
+            elif idle > 0 and target.config is not None and REGISTRY.get(target.type):
                 # Claimed as it is written: the first attempt needs no claim of its own
                 idle -= 1
                 row.update(lease_owner=self.owner, lease_token=uuid.uuid4().hex, lease_until=now + self.settings.lease,
@@ -453,11 +460,10 @@ class Notifier:
                             return result
                         result.attempted += 1
                         outcome = self._send(job, final=False)
-                        written, following = self._record(job, outcome, follow=True)
-                        if written and result.attempted == 1:
+                        if self._record(job, outcome) and result.attempted == 1:
                             result.first = outcome.as_dict(job)
                             first.set_result(result.first)
-                        delivery_id, token, job = following, None, None
+                        delivery_id, token, job = self._next_in_line(job, outcome), None, None
                     except Exception:  # a bug or a database fault must not stop the pool; the lease expires
                         log.exception("delivery %s: unexpected error", delivery_id)
                         db.session.rollback()
@@ -571,9 +577,8 @@ class Notifier:
 
     # --- recording -----------------------------------------------------------------------------------------------
 
-    def _record(self, job: Job, outcome: Outcome, follow: bool = False) -> tuple[bool, int | None]:
-        """Write the attempt's result if this claim still holds the lease (False if another worker took it) and,
-        with `follow`, find in the same transaction the row of the same alert and destination it held up."""
+    def _record(self, job: Job, outcome: Outcome) -> bool:
+        """Write the attempt's result if this claim still holds the lease; False if another worker took it."""
         now = utcnow()
         if (outcome.status == "retrying" and job.event == "trigger" and _resolves(job.dtype.type if job.dtype else "")
                 and self._recovery_behind(job)):
@@ -592,13 +597,12 @@ class Notifier:
             db.session.rollback()
             log.warning("delivery %s: the lease was lost before the result was written; another worker has it",
                         job.delivery_id)
-            return False, None
+            return False
         if (outcome.status == "sent" and job.alert_id is not None and job.destination_id is not None
                 and outcome.remember is not None and outcome.remember != job.refs):
             _upsert_refs(job.destination_id, job.alert_id, outcome.remember, now)
-        following = self._next_in_line(job, outcome) if follow else None
         db.session.commit()
-        return True, following
+        return True
 
     @staticmethod
     def _recovery_behind(job: Job) -> bool:
@@ -606,13 +610,24 @@ class Notifier:
             Delivery.alert_id == job.alert_id, Delivery.destination_id == job.destination_id,
             Delivery.id > job.delivery_id, Delivery.event == "resolve"))) is True
 
-    @staticmethod
-    def _next_in_line(job: Job, outcome: Outcome) -> int | None:
-        """The next row of the same alert and destination, once this one no longer holds it up."""
+    def _next_in_line(self, job: Job, outcome: Outcome) -> int | None:
+        """The next row of the same alert and destination, once this one no longer holds it up.
+
+        Read after the result's commit, so a row staged meanwhile is either found here or saw this one done and
+        was claimed by its own sender. No commit of its own: the claim that follows, or the end of the app
+        context, ends the read."""
+        pair = (job.alert_id, job.destination_id)
         if job.alert_id is None or job.destination_id is None or outcome.status in ACTIVE:
             return None
-        return db.session.scalar(_NEXT_IN_LINE, {"alert_id": job.alert_id, "destination_id": job.destination_id,
-                                                 "after": job.delivery_id})
+        with self._lock:
+            if pair not in self._held_back:
+                return None  # nothing was staged behind it here (the common case: no read at all)
+        following = db.session.scalar(_NEXT_IN_LINE, {"alert_id": job.alert_id, "destination_id": job.destination_id,
+                                                      "after": job.delivery_id})
+        if following is None:
+            with self._lock:
+                self._held_back.discard(pair)
+        return following
 
 
 # The hot path's statements, built once (building one costs about as much as running it)
