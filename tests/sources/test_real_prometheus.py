@@ -7,6 +7,7 @@ rule's labels, and Herald's alert page must link back to the rule in Prometheus 
 rule is changed so that it no longer holds and Prometheus reloaded: the same Herald alert recovers.
 """
 import html
+import json
 
 from delivery.conftest import wait_until
 from delivery.vendors import PAGERDUTY_KEY
@@ -43,6 +44,7 @@ def test_a_firing_prometheus_rule_reaches_a_destination_with_its_labels(herald, 
     [held] = am.alerts()
     generator_url = held["generatorURL"]
     assert generator_url.startswith(prom.url + "/graph?g0.expr=")
+    assert generator_url in json.dumps(hook)  # the webhook's receiver can link back to the rule too
     client = herald.served.app.test_client()
     login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     page = client.get(f"/alerts/{alert['id']}")
