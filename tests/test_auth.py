@@ -16,7 +16,8 @@ def _rules():
     """Every page of the app but the public ones, as (endpoint, URL with each id set to 1).
 
     The JSON API (/api/…) authenticates each request with a bearer token instead of the sign-in session;
-    test_api.py covers it.
+    test_api.py covers it. An alert source's inbound URL (/inbound/<token>) is its own secret (and may ask for a
+    bearer token too); tests/sources/ covers it.
     """
     from webapp import create_app
 
@@ -25,7 +26,7 @@ def _rules():
     with app.test_request_context():
         urls = [(rule.endpoint, app.url_for(rule.endpoint, **{arg: 1 for arg in rule.arguments}))
                 for rule in app.url_map.iter_rules()
-                if rule.endpoint not in PUBLIC_ENDPOINTS and not rule.endpoint.startswith("api.")]
+                if rule.endpoint not in PUBLIC_ENDPOINTS and not rule.endpoint.startswith(("api.", "inbound."))]
         db.engine.dispose()
     return sorted(urls)
 

@@ -25,6 +25,8 @@ def test_a_heartbeat_triggers_when_pings_stop_and_recovers_on_the_next_ping(serv
     for method in ("GET", "POST", "HEAD", "GET", "POST"):
         answer = requests.request(method, ping_url, data=b"backup done" if method == "POST" else None, timeout=10)
         assert answer.status_code == 200, answer.text
+        if method != "HEAD":
+            assert answer.json()["status"] == "accepted" and answer.json()["ping"] is True
         time.sleep(0.8)
     [alert] = served.api("GET", "/api/alerts").json()
     assert alert["name"] == "Nightly backup" and alert["state"] == "ok" and alert["source_id"] == source["id"]

@@ -110,6 +110,7 @@ def test_the_alert_page_shows_what_the_source_sent_without_trigger_or_resolve(ap
         source = db.session.scalar(db.select(Source))
         token = source.new_token()
         db.session.commit()
+        source_id = source.id
     body = json.loads(open(__file__.rsplit("/", 1)[0] + "/data/grafana-webhook.json").read())
     assert admin_client.post(f"/inbound/{token}", json=body).status_code == 200
     alerts = admin_client.get("/api/alerts")  # (no token: the session does not open the API)
@@ -119,6 +120,13 @@ def test_the_alert_page_shows_what_the_source_sent_without_trigger_or_resolve(ap
     with app.app_context():
         alert = db.session.scalar(db.select(Alert).where(Alert.source_key == "c6eadffa33fcdf37"))
         alert_id = alert.id
+    with app.app_context():
+        db.session.add(Alert(name="Made by hand", destinations=[db.session.get(Destination, chat)]))
+        db.session.commit()
+    listed = admin_client.get(f"/alerts/?source_id={source_id}").get_data(as_text=True)
+    assert "Alerts from the source <strong>Grafana</strong>" in listed and "from Grafana" in listed
+    assert "This alert was triggered for zone eu-1" in listed and "Made by hand" not in listed
+    assert f'href="/alerts/?source_id={source_id}"' in admin_client.get(LIST).get_data(as_text=True)
     shown = page(admin_client.get(f"/alerts/{alert_id}"))
     assert "From Grafana alerting" in shown.html
     assert 'href="https://play.grafana.org/alerting/1afz29v7z/edit"' in shown.html  # the generator link

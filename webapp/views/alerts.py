@@ -11,7 +11,7 @@ from .. import alerts as alert_service
 from ..alert_form import AlertForm, parse_number
 from ..extensions import db
 from ..htmx import is_htmx, render
-from ..models import Alert, AlertStateChange, Delivery, Destination, alert_destination
+from ..models import Alert, AlertStateChange, Delivery, Destination, Source, alert_destination
 from ..sources.alerts import BY_HAND, SourceAlertForm
 from .auth import admin_required
 from .listing import FAILING, choice_arg, contains, health_of, int_arg, last_attempt_id, search_arg
@@ -96,9 +96,9 @@ def index():
     """Triggered first (then by severity), muted shown beside the state; search, filters and pages."""
     filters = {"q": search_arg(), "state": choice_arg("state", STATE_FILTERS),
                "severity": choice_arg("severity", Alert.SEVERITIES), "destination_id": int_arg("destination_id"),
-               "destination": search_arg("destination"),
+               "destination": search_arg("destination"), "source_id": int_arg("source_id"),
                "sort": choice_arg("sort", SORTS, "urgency")}
-    query = select(Alert).options(selectinload(Alert.destinations))
+    query = select(Alert).options(selectinload(Alert.destinations), selectinload(Alert.source))
     if filters["q"]:
         query = query.where(contains(Alert.name, filters["q"]))
     if filters["state"] in Alert.STATES:
@@ -112,6 +112,8 @@ def index():
     if filters["destination_id"]:
         query = query.where(Alert.id.in_(select(alert_destination.c.alert_id).where(
             alert_destination.c.destination_id == filters["destination_id"])))
+    if filters["source_id"]:
+        query = query.where(Alert.source_id == filters["source_id"])
     if filters["destination"]:
         query = query.where(Alert.id.in_(
             select(alert_destination.c.alert_id)
@@ -123,10 +125,11 @@ def index():
     page = db.paginate(query.order_by(*order), page=int_arg("page") or 1, per_page=PER_PAGE, error_out=False)
     health = health_of(d.id for alert in page.items for d in alert.destinations)
     destination = db.session.get(Destination, filters["destination_id"]) if filters["destination_id"] else None
+    source = db.session.get(Source, filters["source_id"]) if filters["source_id"] else None
     total = db.session.scalar(select(func.count()).select_from(Alert))
     return render("alerts/index.html", "alerts/_list.html", page=page, alerts=page.items, health=health,
                   filters=filters, states=STATE_FILTERS, severities={s: s.capitalize() for s in Alert.SEVERITIES},
-                  sorts=SORTS, total=total, destination=destination)
+                  sorts=SORTS, total=total, destination=destination, source=source)
 
 
 @bp.route("/new", methods=["GET", "POST"])

@@ -68,7 +68,7 @@ def receive(token: str):
     if source.kind == "heartbeat":
         request.get_data(cache=False)  # a ping's body means nothing; read it so the connection stays usable
         result = service.ping(app, source)
-        return jsonify({**result.summary(), "status": "pong"}), 200
+        return jsonify({**result.summary(), "ping": True}), 200
     if request.method not in ("POST", "PUT"):
         return error(405, f"A {source.kind_label} source takes its alerts by POST with a JSON body.")
     raw = request.get_data(cache=False)
