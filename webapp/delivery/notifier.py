@@ -102,6 +102,8 @@ class Target:
     type: str
     enabled: bool
     config: dict | None = None  # decrypted, for a first attempt sent straight from staging; None: unreadable
+    # Whether a delivery of this alert to it was pending or retrying when it was read; None: not known
+    waiting: bool | None = None
 
     @classmethod
     def of(cls, destination: Destination) -> "Target":
@@ -113,14 +115,16 @@ class Target:
 
     @classmethod
     def bound_to(cls, alert_id: int) -> list["Target"]:
-        """The alert's destinations in one Core statement: every state change reads them."""
+        """The alert's destinations in one Core statement (every state change reads them), with whether a
+        delivery to each still waits. Read before the change's compare-and-set: a delivery that ends meanwhile
+        only holds a row back that then claims itself, and one staged meanwhile makes the compare-and-set lose."""
         targets = []
         for row in db.session.execute(_BOUND_DESTINATIONS, {"alert_id": alert_id}):
             try:
                 config = Destination.config_of(row.options, row.encrypted_secrets) if row.enabled else None
             except SecretsUnreadable:
                 config = None
-            targets.append(cls(row.id, row.name, row.type, row.enabled, config))
+            targets.append(cls(row.id, row.name, row.type, row.enabled, config, row.waiting))
         return targets
 
 
@@ -228,8 +232,11 @@ class Notifier:
         if notification.is_recovery and resolving:
             self._supersede_triggers(alert_id, resolving, now)
             nothing_opened = self._never_attempted_episodes(alert_id, resolving)
-        waiting = set(db.session.scalars(_WAITING_PAIRS, {"alert_id": alert_id, "destination_ids": [t.id for t in targets]})
-                      ) if targets else set()
+        if any(t.waiting is None for t in targets):
+            waiting = set(db.session.scalars(_WAITING_PAIRS, {"alert_id": alert_id,
+                                                              "destination_ids": [t.id for t in targets]}))
+        else:
+            waiting = {t.id for t in targets if t.waiting}
         payload = notification.to_json()
         idle = self._idle_workers()
         claimed: dict[int, Target] = {}  # the row's index in `rows` → its target
@@ -639,7 +646,10 @@ _WAITING_PAIRS = (select(_DELIVERY.c.destination_id).distinct()
 _DESTINATION = Destination.__table__
 _BOUND_DESTINATIONS = (
     select(_DESTINATION.c.id, _DESTINATION.c.name, _DESTINATION.c.type, _DESTINATION.c.enabled, _DESTINATION.c.options,
-           _DESTINATION.c.encrypted_secrets)
+           _DESTINATION.c.encrypted_secrets,
+           exists().where(_DELIVERY.c.alert_id == bindparam("alert_id"),
+                          _DELIVERY.c.destination_id == _DESTINATION.c.id,
+                          _DELIVERY.c.status.in_(ACTIVE)).label("waiting"))
     .join_from(_DESTINATION, alert_destination, alert_destination.c.destination_id == _DESTINATION.c.id)
     .where(alert_destination.c.alert_id == bindparam("alert_id")).order_by(_DESTINATION.c.name))
 _INSERT_DELIVERIES = insert(_DELIVERY).returning(_DELIVERY.c.id, sort_by_parameter_order=True)
