@@ -23,7 +23,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .crypto import decrypt_json, encrypt_json
 from .dbtypes import UTCDateTime, utcnow
 from .delivery.models import Delivery, DeliveryRef, DeliveryWorker  # noqa: F401  (every table in one place, for Alembic)
-from .extensions import db
+from .extensions import core, db
 
 
 @functools.cache
@@ -241,14 +241,14 @@ class ApiToken(db.Model):
     @classmethod
     def caller(cls, token: str) -> "ApiCaller | None":
         """Who an unrevoked token speaks for, in one statement (every API request runs it)."""
-        row = db.session.execute(_TOKEN_CALLER, {"token_hash": cls.hash(token)}).one_or_none()
+        row = core(_TOKEN_CALLER, {"token_hash": cls.hash(token)}).one_or_none()
         if row is None:
             return None
         return ApiCaller(row.token_id, row.last_used_at, row.user_id, row.email, row.role == "admin")
 
     @classmethod
     def mark_used(cls, token_id: int, now: datetime) -> None:
-        db.session.execute(_TOKEN_USED, {"token_id": token_id, "now": now})
+        core(_TOKEN_USED, {"token_id": token_id, "now": now})
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from sqlalchemy.orm import aliased
 from ..crypto import SecretsUnreadable
 from ..dbtypes import utcnow
 from ..destinations import REGISTRY
-from ..extensions import db
+from ..extensions import core, db
 from ..metrics import DELIVERIES, DELIVERY_LATENCY, failure_reason
 from ..models import Destination, alert_destination
 from ..url_credentials import split_userinfo
@@ -119,7 +119,7 @@ class Target:
         delivery to each still waits. Read before the change's compare-and-set: a delivery that ends meanwhile
         only holds a row back that then claims itself, and one staged meanwhile makes the compare-and-set lose."""
         targets = []
-        for row in db.session.execute(_BOUND_DESTINATIONS, {"alert_id": alert_id}):
+        for row in core(_BOUND_DESTINATIONS, {"alert_id": alert_id}):
             try:
                 config = Destination.config_of(row.options, row.encrypted_secrets) if row.enabled else None
             except SecretsUnreadable:
@@ -233,8 +233,8 @@ class Notifier:
             self._supersede_triggers(alert_id, resolving, now)
             nothing_opened = self._never_attempted_episodes(alert_id, resolving)
         if any(t.waiting is None for t in targets):
-            waiting = set(db.session.scalars(_WAITING_PAIRS, {"alert_id": alert_id,
-                                                              "destination_ids": [t.id for t in targets]}))
+            waiting = set(core(_WAITING_PAIRS, {"alert_id": alert_id,
+                                                "destination_ids": [t.id for t in targets]}).scalars())
         else:
             waiting = {t.id for t in targets if t.waiting}
         payload = notification.to_json()
@@ -264,7 +264,7 @@ class Notifier:
         if not rows:
             return []
         # Core statements built once: the ORM's unit of work costs more than the rest of a change
-        ids = db.session.scalars(_INSERT_DELIVERIES, rows).all()
+        ids = core(_INSERT_DELIVERIES, rows).scalars().all()
         with_refs = [t.id for t in claimed.values() if REGISTRY[t.type].uses_refs]
         refs = {ref.destination_id: dict(ref.data) for ref in db.session.scalars(select(DeliveryRef).where(
             DeliveryRef.alert_id == alert_id, DeliveryRef.destination_id.in_(with_refs)))} if with_refs else {}
@@ -598,7 +598,7 @@ class Notifier:
             values["detail"] = outcome.detail
         if outcome.status == "sent":
             values["sent_at"] = now
-        written = db.session.execute(_write_result(tuple(values)), {
+        written = core(_write_result(tuple(values)), {
             "row": job.delivery_id, "token": job.token, **{f"new_{k}": v for k, v in values.items()}}).rowcount
         if written != 1:
             db.session.rollback()
@@ -629,8 +629,8 @@ class Notifier:
         with self._lock:
             if pair not in self._held_back:
                 return None  # nothing was staged behind it here (the common case: no read at all)
-        following = db.session.scalar(_NEXT_IN_LINE, {"alert_id": job.alert_id, "destination_id": job.destination_id,
-                                                      "after": job.delivery_id})
+        following = core(_NEXT_IN_LINE, {"alert_id": job.alert_id, "destination_id": job.destination_id,
+                                          "after": job.delivery_id}).scalar()
         if following is None:
             with self._lock:
                 self._held_back.discard(pair)
