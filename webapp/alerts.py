@@ -16,7 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .delivery.notification import Notification
 from .delivery.notifier import Target, get_notifier
-from .extensions import db
+from .extensions import core, db
 from .metrics import STATE_CHANGES
 from .models import Alert, AlertStateChange, DeliveryRef
 
@@ -171,15 +171,15 @@ def _apply(app, notifier, alert_id: int, new_state: str, source: str, actor: str
         return StateChangeResult(alert, alert.state, changed=False, notified=False,
                                  message=f"No change: the alert is already {new_state}.")
     targets = Target.bound_to(alert_id) if plan.notify else []
-    won = db.session.execute(_compare_and_set(tuple(plan.values)), {
+    won = core(_compare_and_set(tuple(plan.values)), {
         "alert": alert_id, "version": alert.version, **{f"new_{k}": v for k, v in plan.values.items()}}).rowcount
     if won != 1:
         db.session.rollback()
         return None
     note = "No destinations are bound to this alert." if plan.notify and not targets else plan.note
-    entry_id = db.session.scalar(_INSERT_HISTORY, dict(
+    entry_id = core(_INSERT_HISTORY, dict(
         alert_id=alert_id, from_state=plan.previous, to_state=new_state, source=source, actor=actor, value=value,
-        created_at=now, note=note, notified=sum(1 for t in targets if t.enabled)))
+        created_at=now, note=note, notified=sum(1 for t in targets if t.enabled))).scalar()
     rows = []
     if targets:
         notification = notification_for(alert, plan, new_state, app.config["HERALD_BASE_URL"], value)

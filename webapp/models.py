@@ -25,7 +25,7 @@ from .crypto import decrypt_json, encrypt_json
 from .dbtypes import UTCDateTime, utcnow
 from .delivery.models import Delivery, DeliveryRef, DeliveryWorker  # noqa: F401  (every table in one place, for Alembic)
 from .sources.models import Source, source_destination  # noqa: F401
-from .extensions import db
+from .extensions import core, db
 
 
 @functools.cache
@@ -260,14 +260,14 @@ class ApiToken(db.Model):
     @classmethod
     def caller(cls, token: str) -> "ApiCaller | None":
         """Who an unrevoked token speaks for, in one statement (every API request runs it)."""
-        row = db.session.execute(_TOKEN_CALLER, {"token_hash": cls.hash(token)}).one_or_none()
+        row = core(_TOKEN_CALLER, {"token_hash": cls.hash(token)}).one_or_none()
         if row is None:
             return None
         return ApiCaller(row.token_id, row.last_used_at, row.user_id, row.email, row.role == "admin")
 
     @classmethod
     def mark_used(cls, token_id: int, now: datetime) -> None:
-        db.session.execute(_TOKEN_USED, {"token_id": token_id, "now": now})
+        core(_TOKEN_USED, {"token_id": token_id, "now": now})
 
 
 @dataclass(frozen=True)

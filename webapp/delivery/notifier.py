@@ -31,7 +31,7 @@ from sqlalchemy.orm import aliased
 from ..crypto import SecretsUnreadable
 from ..dbtypes import utcnow
 from ..destinations import REGISTRY
-from ..extensions import db
+from ..extensions import core, db
 from ..metrics import DELIVERIES, DELIVERY_LATENCY, failure_reason
 from ..models import Destination, alert_destination
 from ..url_credentials import split_userinfo
@@ -102,6 +102,8 @@ class Target:
     type: str
     enabled: bool
     config: dict | None = None  # decrypted, for a first attempt sent straight from staging; None: unreadable
+    # Whether a delivery of this alert to it was pending or retrying when it was read; None: not known
+    waiting: bool | None = None
 
     @classmethod
     def of(cls, destination: Destination) -> "Target":
@@ -113,14 +115,16 @@ class Target:
 
     @classmethod
     def bound_to(cls, alert_id: int) -> list["Target"]:
-        """The alert's destinations in one Core statement: every state change reads them."""
+        """The alert's destinations in one Core statement (every state change reads them), with whether a
+        delivery to each still waits. Read before the change's compare-and-set: a delivery that ends meanwhile
+        only holds a row back that then claims itself, and one staged meanwhile makes the compare-and-set lose."""
         targets = []
-        for row in db.session.execute(_BOUND_DESTINATIONS, {"alert_id": alert_id}):
+        for row in core(_BOUND_DESTINATIONS, {"alert_id": alert_id}):
             try:
                 config = Destination.config_of(row.options, row.encrypted_secrets) if row.enabled else None
             except SecretsUnreadable:
                 config = None
-            targets.append(cls(row.id, row.name, row.type, row.enabled, config))
+            targets.append(cls(row.id, row.name, row.type, row.enabled, config, row.waiting))
         return targets
 
 
@@ -214,6 +218,7 @@ class Notifier:
         # only these need a look for the next row once a result is written. A row held back by another process
         # is claimed by that process's dispatch, or by its worker's next pass.
         self._held_back: set[tuple[int, int]] = set()
+        self._results = ResultWriter()
 
     # --- staging: inside the caller's transaction ---------------------------------------------------------------
 
@@ -228,8 +233,11 @@ class Notifier:
         if notification.is_recovery and resolving:
             self._supersede_triggers(alert_id, resolving, now)
             nothing_opened = self._never_attempted_episodes(alert_id, resolving)
-        waiting = set(db.session.scalars(_WAITING_PAIRS, {"alert_id": alert_id, "destination_ids": [t.id for t in targets]})
-                      ) if targets else set()
+        if any(t.waiting is None for t in targets):
+            waiting = set(core(_WAITING_PAIRS, {"alert_id": alert_id,
+                                                "destination_ids": [t.id for t in targets]}).scalars())
+        else:
+            waiting = {t.id for t in targets if t.waiting}
         payload = notification.to_json()
         idle = self._idle_workers()
         claimed: dict[int, Target] = {}  # the row's index in `rows` → its target
@@ -257,7 +265,7 @@ class Notifier:
         if not rows:
             return []
         # Core statements built once: the ORM's unit of work costs more than the rest of a change
-        ids = db.session.scalars(_INSERT_DELIVERIES, rows).all()
+        ids = core(_INSERT_DELIVERIES, rows).scalars().all()
         with_refs = [t.id for t in claimed.values() if REGISTRY[t.type].uses_refs]
         refs = {ref.destination_id: dict(ref.data) for ref in db.session.scalars(select(DeliveryRef).where(
             DeliveryRef.alert_id == alert_id, DeliveryRef.destination_id.in_(with_refs)))} if with_refs else {}
@@ -579,36 +587,7 @@ class Notifier:
 
     def _record(self, job: Job, outcome: Outcome) -> bool:
         """Write the attempt's result if this claim still holds the lease; False if another worker took it."""
-        now = utcnow()
-        if (outcome.status == "retrying" and job.event == "trigger" and _resolves(job.dtype.type if job.dtype else "")
-                and self._recovery_behind(job)):
-            outcome.status, outcome.next_attempt_at = "skipped", None
-            outcome.detail = SUPERSEDED
-        values = dict(status=outcome.status, status_code=outcome.status_code, error=outcome.error,
-                      duration_ms=outcome.duration_ms, next_attempt_at=outcome.next_attempt_at, updated_at=now,
-                      lease_owner=None, lease_token=None, lease_until=None)
-        if outcome.detail is not None or outcome.status == "sent":
-            values["detail"] = outcome.detail
-        if outcome.status == "sent":
-            values["sent_at"] = now
-        written = db.session.execute(_write_result(tuple(values)), {
-            "row": job.delivery_id, "token": job.token, **{f"new_{k}": v for k, v in values.items()}}).rowcount
-        if written != 1:
-            db.session.rollback()
-            log.warning("delivery %s: the lease was lost before the result was written; another worker has it",
-                        job.delivery_id)
-            return False
-        if (outcome.status == "sent" and job.alert_id is not None and job.destination_id is not None
-                and outcome.remember is not None and outcome.remember != job.refs):
-            _upsert_refs(job.destination_id, job.alert_id, outcome.remember, now)
-        db.session.commit()
-        return True
-
-    @staticmethod
-    def _recovery_behind(job: Job) -> bool:
-        return db.session.scalar(select(exists().where(
-            Delivery.alert_id == job.alert_id, Delivery.destination_id == job.destination_id,
-            Delivery.id > job.delivery_id, Delivery.event == "resolve"))) is True
+        return self._results.write(job, outcome)
 
     def _next_in_line(self, job: Job, outcome: Outcome) -> int | None:
         """The next row of the same alert and destination, once this one no longer holds it up.
@@ -622,8 +601,8 @@ class Notifier:
         with self._lock:
             if pair not in self._held_back:
                 return None  # nothing was staged behind it here (the common case: no read at all)
-        following = db.session.scalar(_NEXT_IN_LINE, {"alert_id": job.alert_id, "destination_id": job.destination_id,
-                                                      "after": job.delivery_id})
+        following = core(_NEXT_IN_LINE, {"alert_id": job.alert_id, "destination_id": job.destination_id,
+                                          "after": job.delivery_id}).scalar()
         if following is None:
             with self._lock:
                 self._held_back.discard(pair)
@@ -639,9 +618,15 @@ _WAITING_PAIRS = (select(_DELIVERY.c.destination_id).distinct()
 _DESTINATION = Destination.__table__
 _BOUND_DESTINATIONS = (
     select(_DESTINATION.c.id, _DESTINATION.c.name, _DESTINATION.c.type, _DESTINATION.c.enabled, _DESTINATION.c.options,
-           _DESTINATION.c.encrypted_secrets)
+           _DESTINATION.c.encrypted_secrets,
+           exists().where(_DELIVERY.c.alert_id == bindparam("alert_id"),
+                          _DELIVERY.c.destination_id == _DESTINATION.c.id,
+                          _DELIVERY.c.status.in_(ACTIVE)).label("waiting"))
     .join_from(_DESTINATION, alert_destination, alert_destination.c.destination_id == _DESTINATION.c.id)
     .where(alert_destination.c.alert_id == bindparam("alert_id")).order_by(_DESTINATION.c.name))
+_RESOLVE_BEHIND = select(exists().where(
+    _DELIVERY.c.alert_id == bindparam("alert_id"), _DELIVERY.c.destination_id == bindparam("destination_id"),
+    _DELIVERY.c.id > bindparam("after"), _DELIVERY.c.event == "resolve"))
 _INSERT_DELIVERIES = insert(_DELIVERY).returning(_DELIVERY.c.id, sort_by_parameter_order=True)
 _NEXT_IN_LINE = (select(_DELIVERY.c.id)
                  .where(_DELIVERY.c.alert_id == bindparam("alert_id"),
@@ -656,6 +641,105 @@ def _write_result(columns: tuple[str, ...]):
     return (update(_DELIVERY)
             .where(_DELIVERY.c.id == bindparam("row"), _DELIVERY.c.lease_token == bindparam("token"))
             .values({name: bindparam(f"new_{name}") for name in columns}))
+
+
+@dataclass
+class _Result:
+    job: Job
+    outcome: Outcome
+    done: bool = False
+    written: bool = False
+    error: Exception | None = None
+
+
+class RecordFailed(Exception):
+    """The database refused a batch of results; the rows keep their leases, which expire, and are sent again."""
+
+
+class ResultWriter:
+    """Writes attempts' results for every sender of a process, as a group commit: results that arrive while a write
+    is under way go together into the next one, one transaction and one UPDATE per shape of result for all of
+    them. Alone, a result is written at once. Each write is fenced by the row's lease token, as one by one."""
+
+    def __init__(self):
+        self._cv = threading.Condition()
+        self._queue: list[_Result] = []
+        self._writing = False
+
+    def write(self, job: Job, outcome: Outcome) -> bool:
+        item = _Result(job, outcome)
+        with self._cv:
+            self._queue.append(item)
+            while not item.done:
+                if self._writing:
+                    self._cv.wait()
+                    continue
+                self._writing, batch, self._queue = True, self._queue, []
+                self._cv.release()
+                try:
+                    _write_results(batch)
+                except Exception as exc:  # a database fault: every result of the batch is left to its lease
+                    for each in batch:
+                        each.error = exc
+                finally:
+                    self._cv.acquire()
+                    self._writing = False
+                    for each in batch:
+                        each.done = True
+                    self._cv.notify_all()
+        if item.error is not None:
+            raise RecordFailed(f"the result of delivery {job.delivery_id} could not be written") from item.error
+        if not item.written:
+            log.warning("delivery %s: the lease was lost before the result was written; another worker has it",
+                        job.delivery_id)
+        return item.written
+
+
+def _write_results(batch: list[_Result]) -> None:
+    """Write a batch of results in one transaction of its own (never the calling thread's session, whose
+    transaction is not ours to commit)."""
+    now = utcnow()
+    with db.engine.connect() as conn:
+        shapes: dict[tuple[str, ...], list[tuple[_Result, dict]]] = {}
+        for item in batch:
+            values = _result_values(conn, item.job, item.outcome, now)
+            shapes.setdefault(tuple(values), []).append((item, {
+                "row": item.job.delivery_id, "token": item.job.token, **{f"new_{k}": v for k, v in values.items()}}))
+        whole = all(conn.execute(_write_result(columns), [params for _, params in entries]).rowcount == len(entries)
+                    for columns, entries in shapes.items())
+        if whole:
+            for item in batch:
+                item.written = True
+        else:
+            # A lease was lost somewhere (rare): the sum of rows does not say where, so write them one by one
+            conn.rollback()
+            for columns, entries in shapes.items():
+                for item, params in entries:
+                    item.written = conn.execute(_write_result(columns), params).rowcount == 1
+        for item in batch:
+            job, outcome = item.job, item.outcome
+            if (item.written and outcome.status == "sent" and job.alert_id is not None
+                    and job.destination_id is not None and outcome.remember is not None
+                    and outcome.remember != job.refs):
+                _upsert_refs(conn, job.destination_id, job.alert_id, outcome.remember, now)
+        conn.commit()
+
+
+def _result_values(conn, job: Job, outcome: Outcome, now: datetime) -> dict:
+    """The columns an attempt's result writes; a trigger to retry that a recovery now follows is superseded."""
+    if (outcome.status == "retrying" and job.event == "trigger" and _resolves(job.dtype.type if job.dtype else "")
+            and conn.execute(_RESOLVE_BEHIND, {"alert_id": job.alert_id, "destination_id": job.destination_id,
+                                               "after": job.delivery_id}).scalar()):
+        outcome.status, outcome.next_attempt_at = "skipped", None
+        outcome.detail = SUPERSEDED
+    values = dict(status=outcome.status, status_code=outcome.status_code, error=outcome.error,
+                  duration_ms=outcome.duration_ms, next_attempt_at=outcome.next_attempt_at, updated_at=now,
+                  lease_owner=None, lease_token=None, lease_until=None)
+    if outcome.detail is not None or outcome.status == "sent":
+        values["detail"] = outcome.detail
+    if outcome.status == "sent":
+        values["sent_at"] = now
+    return values
 
 
 def _redactions(dtype, config: dict) -> list[str]:
@@ -692,12 +776,11 @@ def _claimable(now: datetime) -> tuple:
     )
 
 
-def _upsert_refs(destination_id: int, alert_id: int, data: dict, now: datetime) -> None:
+def _upsert_refs(conn, destination_id: int, alert_id: int, data: dict, now: datetime) -> None:
     """One statement, so two writers can never both insert (get-then-insert would race)."""
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = insert(DeliveryRef).values(destination_id=destination_id, alert_id=alert_id, data=data, updated_at=now)
-    db.session.execute(statement.on_conflict_do_update(
+    conn.execute(statement.on_conflict_do_update(
         index_elements=["destination_id", "alert_id"],
         set_={"data": statement.excluded.data, "updated_at": statement.excluded.updated_at}))
 
