@@ -101,7 +101,8 @@ def destinations(url) -> dict:
 
 
 class Herald:
-    """`waitress-serve --threads 8 wsgi:app` in its own process on a fresh database, with an admin's token."""
+    """`herald serve --threads 8` (waitress, as `make run` serves) in its own process on a fresh database, with an
+    admin's token."""
 
     def __init__(self, database_url: str, smtp_port: int, **env):
         self.port = free_port()
@@ -114,8 +115,8 @@ class Herald:
         self._cli("create-user", "bench@example.com", "--password", "bench-password", "--admin")
         self.token = self._cli("create-token", "bench@example.com").strip().splitlines()[-1]
         self.process = subprocess.Popen(
-            [str(BIN / "waitress-serve"), "--host", "127.0.0.1", "--port", str(self.port), "--threads", "8",
-             "wsgi:app"], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [str(BIN / "herald"), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--threads", "8"],
+            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while True:
             try:

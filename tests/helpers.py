@@ -413,11 +413,12 @@ def waitress_server(app, **options):
     close, so no thread is left selecting on a closed descriptor."""
     import threading
 
-    import waitress
     from waitress import wasyncore
 
+    from webapp.serving import create_server
+
     socket_map = {}
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=2, map=socket_map, **options)
+    server = create_server(app, host="127.0.0.1", port=0, threads=2, map=socket_map, **options)
     stop = threading.Event()
 
     def loop():

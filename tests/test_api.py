@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+from sqlalchemy import select
 from werkzeug import Response
 
 from helpers import ADMIN_EMAIL, VIEWER_EMAIL, TYPES, page
@@ -149,7 +150,7 @@ def test_without_a_token_every_endpoint_answers_401_and_changes_nothing(app, wor
 def test_a_bad_or_revoked_token_answers_401_and_changes_nothing(app, world, httpserver, endpoint):
     revoked = cli_token(app, ADMIN_EMAIL)
     with app.app_context():
-        ApiToken.find_active(revoked).revoked_at = utcnow()
+        db.session.scalar(select(ApiToken).where(ApiToken.token_hash == ApiToken.hash(revoked))).revoked_at = utcnow()
         db.session.commit()
     working = cli_token(app, ADMIN_EMAIL)
     before = snapshot(app)

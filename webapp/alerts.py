@@ -4,18 +4,19 @@ The rules follow Redash: notify on unknown→triggered, ok→triggered and trigg
 unknown→ok; while triggered, notify again once `rearm_seconds` have passed since the last notification; a
 muted alert records its changes and notifies nobody.
 """
+import functools
 import logging
 import operator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .delivery.notification import Notification
 from .delivery.notifier import Target, get_notifier
-from .extensions import db
+from .extensions import core, db
 from .metrics import STATE_CHANGES
 from .models import Alert, AlertStateChange, DeliveryRef
 
@@ -38,6 +39,9 @@ class StateChangeResult:
     notified: bool
     message: str
     deliveries: list[dict] = field(default_factory=list)
+    # The alert's destinations as the change read them (None when it did not need them), so that an answer
+    # built from the result need not read them again
+    destination_ids: list[int] | None = None
 
 
 def condition_holds(op: str, threshold: float, value: float) -> bool:
@@ -123,9 +127,13 @@ def set_state(app, alert: Alert, new_state: str, source: str, actor: str | None 
         raise ValueError("The state must be triggered or ok.")
     notifier = get_notifier(app)
     alert_id = alert.id
+    # The first try decides on the alert as the caller loaded it: if it is stale, the compare-and-set loses
+    # and the next try reads it again
+    loaded = alert if alert in db.session and not db.session.is_modified(alert) else None
     for _ in range(MAX_CONFLICTS):
         try:
-            applied = _apply(app, notifier, alert_id, new_state, source, actor, value)
+            applied = _apply(app, notifier, alert_id, new_state, source, actor, value, loaded)
+            loaded = None
         except SQLAlchemyError as exc:
             db.session.rollback()
             log.error("alert %s: the change to %s could not be recorded: %s", alert_id, new_state, exc)
@@ -138,16 +146,19 @@ def set_state(app, alert: Alert, new_state: str, source: str, actor: str | None 
         plan, alert, note, rows = applied
         outcomes = notifier.first_outcomes(rows, app.config["HERALD_NOTIFY_WAIT"] if wait is None else wait)
         return StateChangeResult(alert, plan.previous, changed=not plan.rearm, notified=bool(outcomes),
-                                 deliveries=outcomes, message=_summary(outcomes) if rows else note)
+                                 deliveries=outcomes, message=_summary(outcomes) if rows else note,
+                                 destination_ids=[row.destination_id for row in rows] if plan.notify else None)
     db.session.rollback()
     raise ChangeNotRecorded("The alert is changing too fast; nothing was recorded. Try again.")
 
 
-def _apply(app, notifier, alert_id: int, new_state: str, source: str, actor: str | None, value: float | None):
+def _apply(app, notifier, alert_id: int, new_state: str, source: str, actor: str | None, value: float | None,
+           alert: Alert | None = None):
     """One try: a StateChangeResult when there is nothing to change, None when another change won the
     compare-and-set, else (plan, alert as written, history note, staged rows) of the committed transaction."""
-    db.session.rollback()  # decide on what is committed now, not on what this session read earlier
-    alert = db.session.get(Alert, alert_id, populate_existing=True)
+    if alert is None:
+        db.session.rollback()  # decide on what is committed now, not on what this session read earlier
+        alert = db.session.get(Alert, alert_id, populate_existing=True)
     if alert is None:
         raise LookupError(f"No alert with id {alert_id}.")
     now = utcnow()
@@ -159,25 +170,20 @@ def _apply(app, notifier, alert_id: int, new_state: str, source: str, actor: str
             db.session.refresh(alert)
         return StateChangeResult(alert, alert.state, changed=False, notified=False,
                                  message=f"No change: the alert is already {new_state}.")
-    targets = [Target.of(d) for d in alert.destinations] if plan.notify else []
-    won = db.session.execute(
-        update(Alert).where(Alert.id == alert_id, Alert.version == alert.version).values(**plan.values)
-        .execution_options(synchronize_session=False)).rowcount
+    targets = Target.bound_to(alert_id) if plan.notify else []
+    won = core(_compare_and_set(tuple(plan.values)), {
+        "alert": alert_id, "version": alert.version, **{f"new_{k}": v for k, v in plan.values.items()}}).rowcount
     if won != 1:
         db.session.rollback()
         return None
-    entry = AlertStateChange(alert_id=alert_id, from_state=plan.previous, to_state=new_state, source=source,
-                             actor=actor, value=value, created_at=now, note=plan.note,
-                             notified=sum(1 for t in targets if t.enabled))
-    if plan.notify and not targets:
-        entry.note = "No destinations are bound to this alert."
-    db.session.add(entry)
+    note = "No destinations are bound to this alert." if plan.notify and not targets else plan.note
+    entry_id = core(_INSERT_HISTORY, dict(
+        alert_id=alert_id, from_state=plan.previous, to_state=new_state, source=source, actor=actor, value=value,
+        created_at=now, note=note, notified=sum(1 for t in targets if t.enabled))).scalar()
     rows = []
     if targets:
-        db.session.flush()  # the history entry's id, which each delivery points at
         notification = notification_for(alert, plan, new_state, app.config["HERALD_BASE_URL"], value)
-        rows = notifier.stage(targets, notification, state_change_id=entry.id, now=now)
-    note = entry.note
+        rows = notifier.stage(targets, notification, state_change_id=entry_id, now=now)
     session = db.session()
     session.expire_on_commit = False  # the caller's answer is built from what was just written, not read again
     try:
@@ -188,6 +194,19 @@ def _apply(app, notifier, alert_id: int, new_state: str, source: str, actor: str
         set_committed_value(alert, key, written)
     STATE_CHANGES.labels(plan.previous, new_state, source).inc()
     return plan, alert, note, rows
+
+
+# Core statements built once: a change runs them on every call, and building one costs about as much as running it
+_ALERT = Alert.__table__
+_HISTORY = AlertStateChange.__table__
+_INSERT_HISTORY = insert(_HISTORY).returning(_HISTORY.c.id)
+
+
+@functools.cache
+def _compare_and_set(columns: tuple[str, ...]):
+    """UPDATE alert SET <columns> WHERE id = :alert AND version = :version (one per set of columns)."""
+    return (update(_ALERT).where(_ALERT.c.id == bindparam("alert"), _ALERT.c.version == bindparam("version"))
+            .values({name: bindparam(f"new_{name}") for name in columns}))
 
 
 def renotify_due(app) -> int:

@@ -42,16 +42,16 @@ def authenticate():
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "Send an API token: Authorization: Bearer TOKEN (Settings → API tokens).")
-    row = ApiToken.find_active(token.strip())
-    if row is None:
+    caller = ApiToken.caller(token.strip())
+    if caller is None:
         raise ApiError(401, "This API token is not valid or was revoked.")
-    if request.method in WRITE_METHODS and not row.user.is_admin:
+    if request.method in WRITE_METHODS and not caller.is_admin:
         raise ApiError(403, "This token belongs to a viewer and may only read.")
-    g.api_user, g.api_token = row.user, row
+    g.api_user = caller  # id, email, is_admin
     now = datetime.now(timezone.utc)
     # One write a minute at most: a busy script must not turn every read into a write
-    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
-        row.last_used_at = now
+    if caller.last_used_at is None or now - caller.last_used_at > timedelta(minutes=1):
+        ApiToken.mark_used(caller.token_id, now)
         db.session.commit()
     return None
 

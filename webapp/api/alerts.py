@@ -1,6 +1,7 @@
 """/api/alerts: alerts, their bindings, state changes and values; /api/deliveries: the log."""
 from flask import current_app, g, jsonify, request
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from .. import MAX_ID
 from .. import alerts as alert_service
@@ -13,7 +14,7 @@ from . import ApiError, bp, error_response, json_body
 MAX_PER_PAGE = 200
 
 
-def alert_json(alert: Alert) -> dict:
+def alert_json(alert: Alert, destination_ids: list[int] | None = None) -> dict:
     iso = lambda moment: moment.isoformat() if moment else None  # noqa: E731
     return {
         "id": alert.id,
@@ -24,7 +25,7 @@ def alert_json(alert: Alert) -> dict:
         "muted": alert.muted,
         "rearm_seconds": alert.rearm_seconds,
         "condition": alert.condition,
-        "destination_ids": [d.id for d in alert.destinations],
+        "destination_ids": [d.id for d in alert.destinations] if destination_ids is None else destination_ids,
         "last_value": alert.last_value,
         "created_at": iso(alert.created_at),
         "last_triggered_at": iso(alert.last_triggered_at),
@@ -47,7 +48,7 @@ def _get(alert_id: int) -> Alert:
 
 @bp.get("/alerts")
 def list_alerts():
-    alerts = db.session.scalars(select(Alert).order_by(Alert.name)).all()
+    alerts = db.session.scalars(select(Alert).options(selectinload(Alert.destinations)).order_by(Alert.name)).all()
     return jsonify([alert_json(a) for a in alerts])
 
 
@@ -98,7 +99,7 @@ def _change_response(change):
         response.headers["Retry-After"] = "1"
         return response, status
     return jsonify({
-        "alert": alert_json(result.alert),
+        "alert": alert_json(result.alert, result.destination_ids),
         "previous_state": result.previous_state,
         "changed": result.changed,
         "notified": result.notified,

@@ -1,5 +1,6 @@
 """What a destination is told when an alert changes state (plain data, no Flask)."""
-from dataclasses import asdict, dataclass, field, fields
+import copy
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 
 
@@ -96,7 +97,11 @@ class Notification:
         return facts
 
     def to_json(self) -> dict:
-        data = asdict(self)
+        # Not dataclasses.asdict: its deep copy of every value costs more than the rest of staging a delivery
+        data = {f.name: getattr(self, f.name) for f in _FIELDS}
+        for name, value in data.items():
+            if isinstance(value, (dict, list)):
+                data[name] = copy.deepcopy(value)
         for name in _MOMENTS:
             if data.get(name) is not None:
                 data[name] = data[name].isoformat()
@@ -104,8 +109,7 @@ class Notification:
 
     @classmethod
     def from_json(cls, data: dict) -> "Notification":
-        known = {f.name for f in fields(cls)}  # rows written by an older Herald lack newer fields
-        values = {k: v for k, v in data.items() if k in known}
+        values = {k: v for k, v in data.items() if k in _NAMES}  # rows from an older Herald lack newer fields
         for name in _MOMENTS:
             if values.get(name) is not None:
                 values[name] = datetime.fromisoformat(values[name])
@@ -113,6 +117,8 @@ class Notification:
 
 
 _MOMENTS = ("occurred_at", "alert_created_at", "last_triggered_at")
+_FIELDS = fields(Notification)
+_NAMES = frozenset(f.name for f in _FIELDS)
 
 
 def format_number(value: float) -> str:

@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -31,9 +31,9 @@ from sqlalchemy.orm import aliased
 from ..crypto import SecretsUnreadable
 from ..dbtypes import utcnow
 from ..destinations import REGISTRY
-from ..extensions import db
+from ..extensions import core, db
 from ..metrics import DELIVERIES, DELIVERY_LATENCY, failure_reason
-from ..models import Destination
+from ..models import Destination, alert_destination
 from ..url_credentials import split_userinfo
 from .models import Delivery, DeliveryRef
 from .notification import Notification, make_test_notification
@@ -102,6 +102,8 @@ class Target:
     type: str
     enabled: bool
     config: dict | None = None  # decrypted, for a first attempt sent straight from staging; None: unreadable
+    # Whether a delivery of this alert to it was pending or retrying when it was read; None: not known
+    waiting: bool | None = None
 
     @classmethod
     def of(cls, destination: Destination) -> "Target":
@@ -110,6 +112,20 @@ class Target:
         except SecretsUnreadable:
             config = None  # the sender reads the row again and records why it cannot send
         return cls(destination.id, destination.name, destination.type, destination.enabled, config)
+
+    @classmethod
+    def bound_to(cls, alert_id: int) -> list["Target"]:
+        """The alert's destinations in one Core statement (every state change reads them), with whether a
+        delivery to each still waits. Read before the change's compare-and-set: a delivery that ends meanwhile
+        only holds a row back that then claims itself, and one staged meanwhile makes the compare-and-set lose."""
+        targets = []
+        for row in core(_BOUND_DESTINATIONS, {"alert_id": alert_id}):
+            try:
+                config = Destination.config_of(row.options, row.encrypted_secrets) if row.enabled else None
+            except SecretsUnreadable:
+                config = None
+            targets.append(cls(row.id, row.name, row.type, row.enabled, config, row.waiting))
+        return targets
 
 
 @dataclass(frozen=True)
@@ -198,6 +214,11 @@ class Notifier:
         self._lock = threading.RLock()
         self._queued: dict[int, Future] = {}  # delivery id → its task, while queued or running
         self._busy = 0
+        # (alert, destination) pairs that staging in this process held a row back for, behind one still active:
+        # only these need a look for the next row once a result is written. A row held back by another process
+        # is claimed by that process's dispatch, or by its worker's next pass.
+        self._held_back: set[tuple[int, int]] = set()
+        self._results = ResultWriter()
 
     # --- staging: inside the caller's transaction ---------------------------------------------------------------
 
@@ -212,48 +233,55 @@ class Notifier:
         if notification.is_recovery and resolving:
             self._supersede_triggers(alert_id, resolving, now)
             nothing_opened = self._never_attempted_episodes(alert_id, resolving)
-        waiting = set(db.session.scalars(
-            select(Delivery.destination_id).distinct()
-            .where(Delivery.alert_id == alert_id, Delivery.destination_id.in_([t.id for t in targets]),
-                   Delivery.status.in_(ACTIVE)))) if targets else set()
+        if any(t.waiting is None for t in targets):
+            waiting = set(core(_WAITING_PAIRS, {"alert_id": alert_id,
+                                                "destination_ids": [t.id for t in targets]}).scalars())
+        else:
+            waiting = {t.id for t in targets if t.waiting}
         payload = notification.to_json()
         idle = self._idle_workers()
-        claimed: list[tuple[Delivery, Target]] = []
+        claimed: dict[int, Target] = {}  # the row's index in `rows` → its target
         rows = []
         for target in targets:
-            row = Delivery(destination_id=target.id, destination_name=target.name, destination_type=target.type,
-                           alert_id=alert_id, alert_name=notification.alert_name[:255], event=notification.event,
-                           notification=payload, created_at=now, updated_at=now, next_attempt_at=now,
-                           state_change_id=state_change_id, attempts=0)
+            row = dict(destination_id=target.id, destination_name=target.name, destination_type=target.type,
+                       alert_id=alert_id, alert_name=notification.alert_name[:255], event=notification.event,
+                       notification=payload, created_at=now, updated_at=now, next_attempt_at=now,
+                       state_change_id=state_change_id, attempts=0, status="pending", detail=None, lease_owner=None,
+                       lease_token=None, lease_until=None, last_attempt_at=None)
             if not target.enabled:
                 self._skip(row, "The destination is disabled.")
             elif target.id in nothing_opened:
                 self._skip(row, NOTHING_OPENED)
-            else:
-                row.status = "pending"
-                if target.id not in waiting and idle > 0 and target.config is not None and REGISTRY.get(target.type):
-                    # Claimed as it is written: the first attempt needs no claim of its own
-                    idle -= 1
-                    row.lease_owner, row.lease_token = self.owner, uuid.uuid4().hex
-                    row.lease_until, row.attempts, row.last_attempt_at = now + self.settings.lease, 1, now
-                    claimed.append((row, target))
+            elif target.id in waiting:
+                with self._lock:
+                    self._held_back.add((alert_id, target.id))
+            elif idle > 0 and target.config is not None and REGISTRY.get(target.type):
+                # Claimed as it is written: the first attempt needs no claim of its own
+                idle -= 1
+                row.update(lease_owner=self.owner, lease_token=uuid.uuid4().hex, lease_until=now + self.settings.lease,
+                           attempts=1, last_attempt_at=now)
+                claimed[len(rows)] = target
             rows.append(row)
-        db.session.add_all(rows)
-        db.session.flush()
+        if not rows:
+            return []
+        # Core statements built once: the ORM's unit of work costs more than the rest of a change
+        ids = core(_INSERT_DELIVERIES, rows).scalars().all()
+        with_refs = [t.id for t in claimed.values() if REGISTRY[t.type].uses_refs]
         refs = {ref.destination_id: dict(ref.data) for ref in db.session.scalars(select(DeliveryRef).where(
-            DeliveryRef.alert_id == alert_id, DeliveryRef.destination_id.in_([t.id for _, t in claimed])))} if claimed else {}
-        jobs = {row.id: Job(delivery_id=row.id, token=row.lease_token, attempt=1, event=row.event, alert_id=alert_id,
-                            destination_id=target.id, destination_name=target.name, dtype=REGISTRY[target.type],
-                            config=target.config, notification=notification, refs=refs.get(target.id, {}),
-                            created_at=now)
-                for row, target in claimed}
-        return [Staged(row.id, row.lease_token, row.status, row.destination_id, row.destination_name,
-                       row.destination_type, row.event, row.detail, jobs.get(row.id), row.lease_until) for row in rows]
+            DeliveryRef.alert_id == alert_id, DeliveryRef.destination_id.in_(with_refs)))} if with_refs else {}
+        jobs = {i: Job(delivery_id=ids[i], token=rows[i]["lease_token"], attempt=1, event=notification.event,
+                       alert_id=alert_id, destination_id=target.id, destination_name=target.name,
+                       dtype=REGISTRY[target.type], config=target.config, notification=notification,
+                       refs=refs.get(target.id, {}), created_at=now)
+                for i, target in claimed.items()}
+        return [Staged(ids[i], row["lease_token"], row["status"], row["destination_id"], row["destination_name"],
+                       row["destination_type"], row["event"], row["detail"], jobs.get(i), row["lease_until"])
+                for i, row in enumerate(rows)]
 
     @staticmethod
-    def _skip(row: Delivery, why: str) -> None:
-        row.status, row.detail, row.next_attempt_at = "skipped", why, None
-        DELIVERIES.labels(row.destination_type, "skipped", "disabled" if "disabled" in why else "superseded").inc()
+    def _skip(row: dict, why: str) -> None:
+        row.update(status="skipped", detail=why, next_attempt_at=None)
+        DELIVERIES.labels(row["destination_type"], "skipped", "disabled" if "disabled" in why else "superseded").inc()
 
     @staticmethod
     def _supersede_triggers(alert_id: int, destination_ids: list[int], now: datetime) -> None:
@@ -489,7 +517,7 @@ class Notifier:
             except SecretsUnreadable:
                 problem = Outcome("failed", error="The destination's secrets cannot be decrypted: the encryption "
                                                   "key changed. Enter them again.")
-            if row.alert_id is not None:
+            if row.alert_id is not None and dtype.uses_refs:
                 ref = db.session.get(DeliveryRef, (destination.id, row.alert_id))
                 refs = dict(ref.data) if ref else {}
         db.session.commit()  # ends the transaction: the connection goes back to the pool for the send
@@ -559,49 +587,159 @@ class Notifier:
 
     def _record(self, job: Job, outcome: Outcome) -> bool:
         """Write the attempt's result if this claim still holds the lease; False if another worker took it."""
-        now = utcnow()
-        if (outcome.status == "retrying" and job.event == "trigger" and _resolves(job.dtype.type if job.dtype else "")
-                and self._recovery_behind(job)):
-            outcome.status, outcome.next_attempt_at = "skipped", None
-            outcome.detail = SUPERSEDED
-        values = dict(status=outcome.status, status_code=outcome.status_code, error=outcome.error,
-                      duration_ms=outcome.duration_ms, next_attempt_at=outcome.next_attempt_at, updated_at=now,
-                      lease_owner=None, lease_token=None, lease_until=None)
-        if outcome.detail is not None or outcome.status == "sent":
-            values["detail"] = outcome.detail
-        if outcome.status == "sent":
-            values["sent_at"] = now
-        written = db.session.execute(
-            update(Delivery).where(Delivery.id == job.delivery_id, Delivery.lease_token == job.token).values(**values)
-            .execution_options(synchronize_session=False)).rowcount
-        if written != 1:
-            db.session.rollback()
-            log.warning("delivery %s: the lease was lost before the result was written; another worker has it",
-                        job.delivery_id)
-            return False
-        if (outcome.status == "sent" and job.alert_id is not None and job.destination_id is not None
-                and outcome.remember is not None and outcome.remember != job.refs):
-            _upsert_refs(job.destination_id, job.alert_id, outcome.remember, now)
-        db.session.commit()
-        return True
+        return self._results.write(job, outcome)
 
-    @staticmethod
-    def _recovery_behind(job: Job) -> bool:
-        return db.session.scalar(select(exists().where(
-            Delivery.alert_id == job.alert_id, Delivery.destination_id == job.destination_id,
-            Delivery.id > job.delivery_id, Delivery.event == "resolve"))) is True
+    def _next_in_line(self, job: Job, outcome: Outcome) -> int | None:
+        """The next row of the same alert and destination, once this one no longer holds it up.
 
-    @staticmethod
-    def _next_in_line(job: Job, outcome: Outcome) -> int | None:
-        """The next row of the same alert and destination, once this one no longer holds it up."""
+        Read after the result's commit, so a row staged meanwhile is either found here or saw this one done and
+        was claimed by its own sender. No commit of its own: the claim that follows, or the end of the app
+        context, ends the read."""
+        pair = (job.alert_id, job.destination_id)
         if job.alert_id is None or job.destination_id is None or outcome.status in ACTIVE:
             return None
-        following = db.session.scalar(
-            select(Delivery.id).where(Delivery.alert_id == job.alert_id, Delivery.destination_id == job.destination_id,
-                                      Delivery.id > job.delivery_id, Delivery.status.in_(ACTIVE))
-            .order_by(Delivery.id).limit(1))
-        db.session.commit()
+        with self._lock:
+            if pair not in self._held_back:
+                return None  # nothing was staged behind it here (the common case: no read at all)
+        following = core(_NEXT_IN_LINE, {"alert_id": job.alert_id, "destination_id": job.destination_id,
+                                          "after": job.delivery_id}).scalar()
+        if following is None:
+            with self._lock:
+                self._held_back.discard(pair)
         return following
+
+
+# The hot path's statements, built once (building one costs about as much as running it)
+_DELIVERY = Delivery.__table__
+_WAITING_PAIRS = (select(_DELIVERY.c.destination_id).distinct()
+                  .where(_DELIVERY.c.alert_id == bindparam("alert_id"),
+                         _DELIVERY.c.destination_id.in_(bindparam("destination_ids", expanding=True)),
+                         _DELIVERY.c.status.in_(ACTIVE)))
+_DESTINATION = Destination.__table__
+_BOUND_DESTINATIONS = (
+    select(_DESTINATION.c.id, _DESTINATION.c.name, _DESTINATION.c.type, _DESTINATION.c.enabled, _DESTINATION.c.options,
+           _DESTINATION.c.encrypted_secrets,
+           exists().where(_DELIVERY.c.alert_id == bindparam("alert_id"),
+                          _DELIVERY.c.destination_id == _DESTINATION.c.id,
+                          _DELIVERY.c.status.in_(ACTIVE)).label("waiting"))
+    .join_from(_DESTINATION, alert_destination, alert_destination.c.destination_id == _DESTINATION.c.id)
+    .where(alert_destination.c.alert_id == bindparam("alert_id")).order_by(_DESTINATION.c.name))
+_RESOLVE_BEHIND = select(exists().where(
+    _DELIVERY.c.alert_id == bindparam("alert_id"), _DELIVERY.c.destination_id == bindparam("destination_id"),
+    _DELIVERY.c.id > bindparam("after"), _DELIVERY.c.event == "resolve"))
+_INSERT_DELIVERIES = insert(_DELIVERY).returning(_DELIVERY.c.id, sort_by_parameter_order=True)
+_NEXT_IN_LINE = (select(_DELIVERY.c.id)
+                 .where(_DELIVERY.c.alert_id == bindparam("alert_id"),
+                        _DELIVERY.c.destination_id == bindparam("destination_id"),
+                        _DELIVERY.c.id > bindparam("after"), _DELIVERY.c.status.in_(ACTIVE))
+                 .order_by(_DELIVERY.c.id).limit(1))
+
+
+@functools.cache
+def _write_result(columns: tuple[str, ...]):
+    """UPDATE delivery SET <columns> WHERE id = :row AND lease_token = :token (one per set of columns)."""
+    return (update(_DELIVERY)
+            .where(_DELIVERY.c.id == bindparam("row"), _DELIVERY.c.lease_token == bindparam("token"))
+            .values({name: bindparam(f"new_{name}") for name in columns}))
+
+
+@dataclass
+class _Result:
+    job: Job
+    outcome: Outcome
+    done: bool = False
+    written: bool = False
+    error: Exception | None = None
+
+
+class RecordFailed(Exception):
+    """The database refused a batch of results; the rows keep their leases, which expire, and are sent again."""
+
+
+class ResultWriter:
+    """Writes attempts' results for every sender of a process, as a group commit: results that arrive while a write
+    is under way go together into the next one, one transaction and one UPDATE per shape of result for all of
+    them. Alone, a result is written at once. Each write is fenced by the row's lease token, as one by one."""
+
+    def __init__(self):
+        self._cv = threading.Condition()
+        self._queue: list[_Result] = []
+        self._writing = False
+
+    def write(self, job: Job, outcome: Outcome) -> bool:
+        item = _Result(job, outcome)
+        with self._cv:
+            self._queue.append(item)
+            while not item.done:
+                if self._writing:
+                    self._cv.wait()
+                    continue
+                self._writing, batch, self._queue = True, self._queue, []
+                self._cv.release()
+                try:
+                    _write_results(batch)
+                except Exception as exc:  # a database fault: every result of the batch is left to its lease
+                    for each in batch:
+                        each.error = exc
+                finally:
+                    self._cv.acquire()
+                    self._writing = False
+                    for each in batch:
+                        each.done = True
+                    self._cv.notify_all()
+        if item.error is not None:
+            raise RecordFailed(f"the result of delivery {job.delivery_id} could not be written") from item.error
+        if not item.written:
+            log.warning("delivery %s: the lease was lost before the result was written; another worker has it",
+                        job.delivery_id)
+        return item.written
+
+
+def _write_results(batch: list[_Result]) -> None:
+    """Write a batch of results in one transaction of its own (never the calling thread's session, whose
+    transaction is not ours to commit)."""
+    now = utcnow()
+    with db.engine.connect() as conn:
+        shapes: dict[tuple[str, ...], list[tuple[_Result, dict]]] = {}
+        for item in batch:
+            values = _result_values(conn, item.job, item.outcome, now)
+            shapes.setdefault(tuple(values), []).append((item, {
+                "row": item.job.delivery_id, "token": item.job.token, **{f"new_{k}": v for k, v in values.items()}}))
+        whole = all(conn.execute(_write_result(columns), [params for _, params in entries]).rowcount == len(entries)
+                    for columns, entries in shapes.items())
+        if whole:
+            for item in batch:
+                item.written = True
+        else:
+            # A lease was lost somewhere (rare): the sum of rows does not say where, so write them one by one
+            conn.rollback()
+            for columns, entries in shapes.items():
+                for item, params in entries:
+                    item.written = conn.execute(_write_result(columns), params).rowcount == 1
+        for item in batch:
+            job, outcome = item.job, item.outcome
+            if (item.written and outcome.status == "sent" and job.alert_id is not None
+                    and job.destination_id is not None and outcome.remember is not None
+                    and outcome.remember != job.refs):
+                _upsert_refs(conn, job.destination_id, job.alert_id, outcome.remember, now)
+        conn.commit()
+
+
+def _result_values(conn, job: Job, outcome: Outcome, now: datetime) -> dict:
+    """The columns an attempt's result writes; a trigger to retry that a recovery now follows is superseded."""
+    if (outcome.status == "retrying" and job.event == "trigger" and _resolves(job.dtype.type if job.dtype else "")
+            and conn.execute(_RESOLVE_BEHIND, {"alert_id": job.alert_id, "destination_id": job.destination_id,
+                                               "after": job.delivery_id}).scalar()):
+        outcome.status, outcome.next_attempt_at = "skipped", None
+        outcome.detail = SUPERSEDED
+    values = dict(status=outcome.status, status_code=outcome.status_code, error=outcome.error,
+                  duration_ms=outcome.duration_ms, next_attempt_at=outcome.next_attempt_at, updated_at=now,
+                  lease_owner=None, lease_token=None, lease_until=None)
+    if outcome.detail is not None or outcome.status == "sent":
+        values["detail"] = outcome.detail
+    if outcome.status == "sent":
+        values["sent_at"] = now
+    return values
 
 
 def _redactions(dtype, config: dict) -> list[str]:
@@ -638,12 +776,11 @@ def _claimable(now: datetime) -> tuple:
     )
 
 
-def _upsert_refs(destination_id: int, alert_id: int, data: dict, now: datetime) -> None:
+def _upsert_refs(conn, destination_id: int, alert_id: int, data: dict, now: datetime) -> None:
     """One statement, so two writers can never both insert (get-then-insert would race)."""
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = insert(DeliveryRef).values(destination_id=destination_id, alert_id=alert_id, data=data, updated_at=now)
-    db.session.execute(statement.on_conflict_do_update(
+    conn.execute(statement.on_conflict_do_update(
         index_elements=["destination_id", "alert_id"],
         set_={"data": statement.excluded.data, "updated_at": statement.excluded.updated_at}))
 

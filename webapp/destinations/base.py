@@ -363,6 +363,9 @@ class DestinationType:
 
     # True where the vendor closes what a trigger opened (incidents, tickets); chat and mail post a follow-up
     resolves: ClassVar[bool] = False
+    # True where a send reads or keeps references from earlier sends of the alert (ctx.refs and
+    # SendResult.remember: ticket ids, a Message-ID); the notifier looks them up only for these types
+    uses_refs: ClassVar[bool] = False
 
     @classmethod
     def send(cls, config: dict, notification: Notification, ctx: SendContext) -> SendResult:

@@ -62,6 +62,7 @@ class EmailForm(DestinationForm):
 
 class Email(DestinationType):
     type = "email"
+    uses_refs = True
     label = "Email"
     summary = "Mail to one or more recipients through Herald's SMTP server."
     form = EmailForm

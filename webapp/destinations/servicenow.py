@@ -55,6 +55,7 @@ class ServiceNowForm(DestinationForm):
 
 class ServiceNow(DestinationType):
     type = "servicenow"
+    uses_refs = True
     label = "ServiceNow"
     summary = "Opens a ServiceNow incident on trigger and resolves it on recovery."
     form = ServiceNowForm

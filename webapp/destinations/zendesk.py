@@ -92,6 +92,7 @@ class ZendeskForm(DestinationForm):
 
 class Zendesk(DestinationType):
     type = "zendesk"
+    uses_refs = True
     label = "Zendesk"
     summary = "Opens a Zendesk ticket on trigger and solves it on recovery."
     form = ZendeskForm
