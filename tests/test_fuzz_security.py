@@ -30,7 +30,7 @@ from helpers import (ADMIN_EMAIL, ADMIN_PASSWORD, HTMX, TYPE_KEYS, TYPES, VIEWER
 from test_fuzz import FIELD_VALUE, JSON_VALUE, MARKUP, TEXT, UNICODE, check_json, destination_fields, sent
 from webapp.delivery import outbound
 from webapp.extensions import db
-from webapp.models import Alert, Destination, User
+from webapp.models import Alert, Destination, Source, User
 
 REQUESTS = int(os.environ.get("HERALD_FUZZ_REQUESTS") or 2500)
 NAMES = itertools.count(1)
@@ -86,6 +86,8 @@ class World:
     destinations: dict
     alert_id: int
     colleague_id: int
+    source_id: int = 0
+    inbound_token: str = ""
     requests: int = 0
     statuses: dict = field(default_factory=dict)
 
@@ -115,6 +117,15 @@ class World:
         self.count(response)
         check_json(response)
         return response
+
+    def remember_inbound(self, response) -> None:
+        """The source's URL, shown once on the page a create or a new URL answers with."""
+        if response.status_code == 200 and "inbound-url" in page(response).by_id:
+            token = page(response).by_id["inbound-url"]["attrs"]["value"].rsplit("/", 1)[1]
+            with self.app.app_context():
+                source_id = db.session.scalar(db.select(Source.id).where(Source.token_hash == Source.hash(token)))
+            if source_id == self.source_id or not self.inbound_token:
+                self.inbound_token = token
 
     # Draws never depend on the database (Hypothesis replays draws): an index is drawn, then taken modulo
     def some_destination(self, draw) -> int:
@@ -176,7 +187,22 @@ def world(make_app, no_way_out, httpserver):
     response = world.form("/alerts/new", {"name": "Fuzzed alert", "severity": "warning", "condition_op": ">",
                                           "condition_threshold": "90", "destination_ids": [str(email_id)]})
     world.alert_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    response = world.form("/settings/sources/new", source_form(world))
+    world.remember_inbound(response)
+    with app.app_context():
+        world.source_id = db.session.scalar(db.select(Source.id))
     return world
+
+
+def source_form(world, name="Fuzzed source") -> dict:
+    ids = [str(i) for i in list(world.destinations.values())[:2]]
+    return {"name": name, "kind": "alertmanager", "destination_ids": ids[:1],
+            "routes-0-matchers": 'severity=~"critical|page"', "routes-0-destination_ids": ids[1:]}
+
+
+SOURCE_FIELDS = ["name", "kind", "destination_ids", "routes-0-matchers", "routes-0-destination_ids",
+                 "routes-0-continue_matching", "routes-1-matchers", "period_seconds", "grace_seconds", "mapping_key",
+                 "mapping_state", "mapping_alerts", "mapping_firing_values", "bearer_token", "clear_bearer"]
 
 
 # -- what is sent -------------------------------------------------------------------------------------------------
@@ -209,7 +235,8 @@ def ui_request(world, draw):
         ["destination new"] * 5 + ["destination edit"] * 5 + ["destination test"] * 3 + ["destination row"] +
         ["destination preview"] * 2 + ["destination duplicate"] +
         ["destination toggle", "destination delete", "destination type switch"] + ["alert new"] * 3 +
-        ["alert edit"] * 3 + ["alert state", "alert value", "alert mute", "alert delete", "token", "token revoke",
+        ["alert edit"] * 3 + ["source new"] * 2 + ["source edit"] * 2 + ["source rotate", "source delete"] +
+        ["alert state", "alert value", "alert mute", "alert delete", "token", "token revoke",
                               "email test", "user add", "user role", "user delete", "password", "login", "setup"]))
     sent(kind=kind)
     if kind.startswith("destination"):
@@ -264,6 +291,21 @@ def ui_request(world, draw):
         if target == world.alert_id or draw(st.integers(0, 3)):  # mostly the confirm page: alerts stay to check
             return world.count(world.client.get(f"/alerts/{target}/delete"))
         return world.form(f"/alerts/{target}/delete", {})
+    if kind.startswith("source"):
+        target = pick(draw, Source, world.app)
+        if kind == "source new":
+            return world.form("/settings/sources/new", draw(fuzzed_form(SOURCE_FIELDS, source_form(
+                world, f"Fuzzed source {next(NAMES)}"))))
+        if kind == "source edit":
+            return world.form(f"/settings/sources/{target}/edit", draw(fuzzed_form(SOURCE_FIELDS, source_form(
+                world, f"Fuzzed source {next(NAMES)}"))))
+        if kind == "source rotate":
+            response = world.form(f"/settings/sources/{target}/rotate", {})
+            world.remember_inbound(response)
+            return response
+        if target == world.source_id or draw(st.integers(0, 3)):
+            return world.count(world.client.get(f"/settings/sources/{target}/delete"))
+        return world.form(f"/settings/sources/{target}/delete", {}, htmx=draw(st.booleans()))
     if kind == "token":
         return world.form("/settings/tokens", draw(fuzzed_form(["name"], {"name": "deploy script"})))
     if kind == "token revoke":
@@ -314,11 +356,29 @@ def alert_json(draw, world):
     return body
 
 
+ALERTMANAGER = {"version": "4", "status": "firing", "externalURL": "http://am:9093", "alerts": [
+    {"status": "firing", "labels": {"alertname": "HighCPU", "instance": "web-01", "severity": "critical"},
+     "annotations": {"summary": "CPU above 90%"}, "generatorURL": "", "fingerprint": "8907c632687e21f5"}]}
+
+
+@st.composite
+def source_json(draw, world):
+    ids = list(world.destinations.values())
+    body = {"name": f"Fuzzed API source {next(NAMES)}", "kind": "alertmanager", "destination_ids": ids[:1],
+            "routes": [{"matchers": ['severity=~"critical|page"'], "destination_ids": ids[1:2], "continue": False}],
+            "bearer_token": "a-bearer-token-value"}
+    for name in draw(st.lists(st.sampled_from(sorted(body) + ["mapping", "period_seconds", "grace_seconds"]),
+                              unique=True, max_size=3)):
+        body[name] = draw(JSON_ANY)
+    return body
+
+
 def api_request(world, draw):
     """One call to any JSON endpoint."""
     kind = draw(st.sampled_from(["destination create"] * 4 + ["destination patch"] * 4 + ["alert create"] * 3 +
-                                ["alert patch"] * 3 + ["state", "value", "destination test", "destination delete",
-                                                       "alert delete", "read"] * 2))
+                                ["alert patch"] * 3 + ["source create", "source patch", "inbound", "inbound"] +
+                                ["state", "value", "destination test", "destination delete", "alert delete", "read",
+                                 "source rotate", "source delete"] * 2))
     sent(kind=kind)
     destination_id, alert_id = world.some_destination(draw), world.some_alert(draw)
     if kind == "read":
@@ -327,6 +387,35 @@ def api_request(world, draw):
         query = draw(st.dictionaries(st.sampled_from(["alert_id", "destination_id", "status", "event", "page",
                                                       "per_page"]), TEXT, max_size=2))
         return world.api("GET", path, query=query)
+    if kind.startswith("source"):
+        source_id = pick(draw, Source, world.app)
+        if kind == "source create":
+            return world.api("POST", "/api/sources", draw(raw_json(draw(source_json(world)))))
+        if kind == "source patch":
+            body = draw(source_json(world))
+            body.pop("kind", None) if draw(st.booleans()) else None
+            return world.api("PATCH", f"/api/sources/{source_id}", draw(raw_json(body)))
+        if source_id == world.source_id:
+            source_id = 0  # the source the inbound requests use stays (and keeps its URL)
+        if kind == "source rotate":
+            return world.api("POST", f"/api/sources/{source_id}/rotate")
+        return world.api("DELETE", f"/api/sources/{source_id}")
+    if kind == "inbound":
+        token = world.inbound_token if draw(st.integers(0, 5)) else draw(st.sampled_from(["", "x", "%00", "a" * 300]))
+        body = draw(st.one_of(st.just(ALERTMANAGER), st.builds(
+            lambda status, labels, n: {**ALERTMANAGER, "alerts": [{**ALERTMANAGER["alerts"][0], "status": status,
+                                                                  "labels": labels, "fingerprint": f"f{n}"}]},
+            st.one_of(st.sampled_from(["firing", "resolved"]), JSON_ANY),
+            st.one_of(st.dictionaries(st.one_of(UNICODE, WITH_SURROGATE), HOSTILE_TEXT, max_size=3), JSON_ANY),
+            st.integers(0, 5)), JSON_ANY))
+        response = world.client.open(f"/inbound/{token}", method=draw(st.sampled_from(["POST", "POST", "GET", "PUT"])),
+                                     data=draw(raw_json(body)), headers={"Content-Type": "application/json"})
+        world.count(response)
+        assert response.mimetype == "application/json", response.status_code
+        if response.status_code >= 400:
+            error = response.get_json()["error"]
+            assert error["message"] and (response.status_code != 422 or error["fields"]), error
+        return response
     if kind == "destination create":
         return world.api("POST", "/api/destinations", draw(raw_json(draw(destination_json(world)))))
     if kind == "destination patch":
@@ -399,7 +488,11 @@ def test_every_form_and_json_endpoint_under_hostile_input(world):
                      "/settings/tokens/<int:token_id>/revoke", "/settings/users/", "/settings/users/<int:user_id>/role",
                      "/settings/users/<int:user_id>/delete", "/api/alerts", "/api/alerts/<int:alert_id>",
                      "/api/alerts/<int:alert_id>/state", "/api/alerts/<int:alert_id>/value", "/api/destinations",
-                     "/api/destinations/<int:destination_id>", "/api/destinations/<int:destination_id>/test"}
+                     "/api/destinations/<int:destination_id>", "/api/destinations/<int:destination_id>/test",
+                     "/settings/sources/new", "/settings/sources/<int:source_id>/edit",
+                     "/settings/sources/<int:source_id>/rotate", "/settings/sources/<int:source_id>/delete",
+                     "/api/sources", "/api/sources/<int:source_id>", "/api/sources/<int:source_id>/rotate",
+                     "/inbound/<path:token>"}
     writes = {r.rule for r in world.app.url_map.iter_rules() if r.methods & {"POST", "PATCH", "DELETE"}}
     assert writes - covered_rules == {"/logout", "/account/sign-out-everywhere"}  # they end the session: below
 
@@ -407,8 +500,10 @@ def test_every_form_and_json_endpoint_under_hostile_input(world):
     with world.app.app_context():
         destination_ids = db.session.scalars(db.select(Destination.id)).all()
         alert_ids = db.session.scalars(db.select(Alert.id)).all()
-    assert len(destination_ids) >= len(TYPE_KEYS) and alert_ids
-    for kind, ids in (("settings/destinations", destination_ids), ("alerts", alert_ids)):
+        source_ids = db.session.scalars(db.select(Source.id)).all()
+    assert len(destination_ids) >= len(TYPE_KEYS) and alert_ids and source_ids
+    for kind, ids in (("settings/destinations", destination_ids), ("alerts", alert_ids),
+                      ("settings/sources", source_ids)):
         for row_id in ids:
             shown = world.client.get(f"/{kind}/{row_id}/edit")
             assert shown.status_code == 200, (kind, row_id)

@@ -24,8 +24,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .crypto import decrypt_json, encrypt_json
 from .dbtypes import UTCDateTime, utcnow
 from .delivery.models import Delivery, DeliveryRef, DeliveryWorker  # noqa: F401  (every table in one place, for Alembic)
-from .sources.models import Source, source_destination  # noqa: F401
 from .extensions import core, db
+from .sources.models import Source, source_destination  # noqa: F401
 
 
 @functools.cache

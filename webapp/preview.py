@@ -56,15 +56,6 @@ class RecordingAdapter(BaseAdapter):
         pass
 
 
-def recording_session() -> tuple[requests.Session, RecordingAdapter]:
-    adapter = RecordingAdapter()
-    session = requests.Session()
-    session.trust_env = False  # no proxy from the environment may change what is recorded
-    for prefix in ("http://", "https://"):
-        session.mount(prefix, adapter)
-    return session, adapter
-
-
 @dataclass
 class RecordedRequest:
     method: str
@@ -124,10 +115,10 @@ def preview(destination_type, config: dict, base_url: str, block_private: bool =
     secrets = [config[name] for name in destination_type.secret_fields() if config.get(name)]
     events, refs = [], {}
     for title, notification in sample_notifications(base_url):
-        session, adapter = recording_session()
+        adapter = RecordingAdapter()
         # The example recovery follows the example trigger, with what the trigger's reply gave back
         ctx = SendContext(timeout=1.0, refs=dict(refs) if notification.is_recovery else {}, block_private=block_private)
-        ctx.session = session  # in place of the guarded one: the recording adapter never opens a connection
+        ctx.adapter = adapter  # in place of the guarded one: the recording adapter never opens a connection
         event = PreviewEvent(title)
         try:
             if hasattr(destination_type, "message"):

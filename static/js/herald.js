@@ -58,7 +58,9 @@
     var kind = document.querySelector("#source-form [name=kind]");
     if (!kind) return;
     document.querySelectorAll("#source-form .source-kind").forEach(function (fieldset) {
-      fieldset.hidden = fieldset.getAttribute("data-kinds").split(" ").indexOf(kind.value) < 0;
+      // A fieldset with a refused field stays in view, whatever the kind, so its message can be read
+      fieldset.hidden = fieldset.getAttribute("data-kinds").split(" ").indexOf(kind.value) < 0 &&
+        !fieldset.querySelector("[aria-invalid=true], .field-error");
     });
   }
   document.addEventListener("change", function (event) {

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
@@ -121,15 +121,23 @@ class SendContext:
 
     def __post_init__(self):
         self.deadline = Deadline(self.deadline_seconds or self.timeout * 3)
-        self.session = requests.Session()
-        self.session.trust_env = False  # no proxies or .netrc from the environment
-        adapter = GuardedAdapter(self)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self._adapter: BaseAdapter | None = None
+
+    @property
+    def adapter(self) -> BaseAdapter:
+        """The guarded adapter every request of this send goes through (made on first use: mail needs none)."""
+        if self._adapter is None:
+            self._adapter = GuardedAdapter(self)
+        return self._adapter
+
+    @adapter.setter
+    def adapter(self, adapter: BaseAdapter) -> None:  # the preview records requests instead of sending them
+        self._adapter = adapter
 
     def close(self) -> None:
         self.deadline.close()
-        self.session.close()
+        if self._adapter is not None:
+            self._adapter.close()
 
     def remember_credentials(self, prepared: requests.PreparedRequest) -> None:
         value = prepared.headers.get("Authorization")
@@ -173,13 +181,22 @@ def vendor_text(response: requests.Response) -> str:
     return text[:ERROR_TEXT_LIMIT] + ("…" if len(text) > ERROR_TEXT_LIMIT else "")
 
 
+# The headers a requests.Session would add. No Session is used: a send needs none of its cookies, hooks, proxies or
+# redirects, and merging them into every request cost more than a local send
+DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", "Accept": "*/*",
+                   "Connection": "keep-alive"}
+
+
 def request(ctx: SendContext, method: str, url: str, **kwargs) -> requests.Response:
     """One HTTP request inside the send's deadline, never following redirects; network faults are retryable."""
-    headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
+    headers = {**DEFAULT_HEADERS, **kwargs.pop("headers", {})}
     try:
-        prepared = ctx.session.prepare_request(requests.Request(method, url, headers=headers, **kwargs))
+        prepared = requests.Request(method, url, headers=headers, **kwargs).prepare()
+        if urlsplit(prepared.url).scheme not in ("http", "https"):
+            raise requests.exceptions.InvalidSchema(f"No connection adapters were found for {prepared.url!r}")
         ctx.remember_credentials(prepared)
-        response = ctx.session.send(prepared, timeout=ctx.deadline.timeout(ctx.timeout), allow_redirects=False)
+        response = ctx.adapter.send(prepared, timeout=ctx.deadline.timeout(ctx.timeout))
+        response.content  # noqa: B018  (the whole body, read inside the deadline as Session.send would)
     except OutboundBlocked as exc:
         raise DeliveryError(str(exc)) from None
     except (requests.RequestException, TimeoutError) as exc:

@@ -110,7 +110,7 @@ def parse_alertmanager(body, grafana: bool = False) -> list[InboundAlert]:
     """Alertmanager's webhook payload (and Grafana's, which adds fields to the same shape)."""
     kind = "Grafana" if grafana else "Alertmanager"
     if not isinstance(body, dict):
-        raise InvalidInput(422, f"Not an {kind} webhook payload: the body must be a JSON object.")
+        _refuse(f"Not an {kind} webhook payload: the body must be a JSON object.", "(body)")
     alerts = body.get("alerts")
     if not isinstance(alerts, list):
         _refuse(f"Not an {kind} webhook payload: it has no alerts list (see the webhook receiver's format).",
@@ -184,7 +184,7 @@ def parse_webhook(body, mapping: dict) -> list[InboundAlert]:
     """Any JSON object: the mapping's dot paths say where the key, name, state, severity and description are, and
     (optionally) `alerts` where a list of such objects is."""
     if not isinstance(body, (dict, list)):
-        raise InvalidInput(422, "The body must be a JSON object (or, with an alerts path, hold a list).")
+        _refuse("The body must be a JSON object (or, with an alerts path, hold a list).", "(body)")
     items, prefix = [body], ""
     if mapping.get("alerts"):
         found = lookup(body, mapping["alerts"])

@@ -102,9 +102,9 @@ class SourceForm(HeraldForm):
                                              "(Alertmanager's http_config.authorization). Stored encrypted, never shown.")
     clear_bearer = BooleanField("Stop requiring a bearer token")
 
-    def __init__(self, *args, stored_bearer: bool = False, **kwargs):
+    def __init__(self, *args, stored_bearer: bool = False, stored_kind: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.stored_bearer = stored_bearer
+        self.stored_bearer, self.stored_kind = stored_bearer, stored_kind
         destinations = db.session.scalars(select(Destination).order_by(Destination.name)).all()
         self.destinations_by_id = {d.id: d for d in destinations}
         choices = [(d.id, d.name) for d in destinations]
@@ -126,6 +126,10 @@ class SourceForm(HeraldForm):
         field.data = (field.data or "").strip()
         if not field.data:
             raise ValidationError("Give the source a name.")
+
+    def validate_kind(self, field):
+        if self.stored_kind is not None and field.data != self.stored_kind:
+            raise ValidationError("A source's kind cannot change; create a new source.")
 
     def validate_destination_ids(self, field):
         if not field.data:

@@ -40,7 +40,8 @@ def inbound_url(token: str) -> str:
 # -- the form, from the settings page or from JSON ---------------------------------------------------------------
 
 def make_form(source: Source | None = None, **kwargs) -> SourceForm:
-    return SourceForm(stored_bearer=bool(source and source.encrypted_bearer), **kwargs)
+    return SourceForm(stored_bearer=bool(source and source.encrypted_bearer),
+                      stored_kind=source.kind if source is not None else None, **kwargs)
 
 
 def _api_errors(form) -> dict:
@@ -154,8 +155,6 @@ def as_api(source: Source) -> dict:
 def form_from_json(body: dict, source: Source | None) -> SourceForm:
     """The form bound to a JSON body (over the stored values for a PATCH), validated; InvalidInput 422 otherwise."""
     reject_unknown(body, API_FIELDS)
-    if source is not None and "kind" in body and body["kind"] != source.kind:
-        raise InvalidInput(422, "A source's kind cannot change; create a new source.", {"kind": ["Cannot change."]})
     values = as_api(source) if source is not None else {}
     values.update(body)  # a mapping or routes given replace the stored ones whole
     form = make_form(source, formdata=_json_to_formdata(values), meta={"csrf": False})
