@@ -1,7 +1,7 @@
 """Inbound benchmark: one Alertmanager webhook request with 200 firing alerts, fanned out to 3 destinations.
 
-Herald runs as bench/delivery.py runs it (`waitress-serve --threads 8 wsgi:app` in its own process, fresh SQLite
-database). One `alertmanager` source, with a bearer token, is bound to 3 fast destinations (PagerDuty, Slack and
+Herald runs as bench/delivery.py runs it (`herald serve --threads 8`, waitress as `make run` serves, in its own
+process on a fresh database: SQLite, then PostgreSQL when installed). One `alertmanager` source, with a bearer token, is bound to 3 fast destinations (PagerDuty, Slack and
 a generic webhook, each on its own local receiver at the vendor's path). Each run posts ONE request in
 Alertmanager's version 4 shape holding 200 new firing alerts to the source's inbound URL and measures:
 - accepted: until Herald answers 200 (the batch is committed: 200 alerts and 600 delivery rows);
