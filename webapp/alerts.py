@@ -7,7 +7,7 @@ muted alert records its changes and notifies nobody.
 import functools
 import logging
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -171,19 +171,12 @@ def _apply(app, notifier, alert_id: int, new_state: str, source: str, actor: str
         return StateChangeResult(alert, alert.state, changed=False, notified=False,
                                  message=f"No change: the alert is already {new_state}.")
     targets = Target.bound_to(alert_id) if plan.notify else []
-    won = core(_compare_and_set(tuple(plan.values)), {
-        "alert": alert_id, "version": alert.version, **{f"new_{k}": v for k, v in plan.values.items()}}).rowcount
-    if won != 1:
+    written = _write_change(notifier, alert, plan, new_state, targets, source, actor, value, now,
+                            app.config["HERALD_BASE_URL"])
+    if written is None:
         db.session.rollback()
         return None
-    note = "No destinations are bound to this alert." if plan.notify and not targets else plan.note
-    entry_id = core(_INSERT_HISTORY, dict(
-        alert_id=alert_id, from_state=plan.previous, to_state=new_state, source=source, actor=actor, value=value,
-        created_at=now, note=note, notified=sum(1 for t in targets if t.enabled))).scalar()
-    rows = []
-    if targets:
-        notification = notification_for(alert, plan, new_state, app.config["HERALD_BASE_URL"], value)
-        rows = notifier.stage(targets, notification, state_change_id=entry_id, now=now)
+    note, rows = written
     session = db.session()
     session.expire_on_commit = False  # the caller's answer is built from what was just written, not read again
     try:
@@ -194,6 +187,29 @@ def _apply(app, notifier, alert_id: int, new_state: str, source: str, actor: str
         set_committed_value(alert, key, written)
     STATE_CHANGES.labels(plan.previous, new_state, source).inc()
     return plan, alert, note, rows
+
+
+def _write_change(notifier, alert: Alert, plan: _Plan, new_state: str, targets: list[Target], source: str,
+                  actor: str | None, value: float | None, now: datetime, base_url: str,
+                  details: dict | None = None) -> tuple[str | None, list] | None:
+    """Inside the caller's transaction: the compare-and-set, the history entry and the staged deliveries of one
+    change; (history note, staged rows), or None when another change won the compare-and-set. `details`: extra
+    Notification fields (what an alert source sent)."""
+    won = core(_compare_and_set(tuple(plan.values)), {
+        "alert": alert.id, "version": alert.version, **{f"new_{k}": v for k, v in plan.values.items()}}).rowcount
+    if won != 1:
+        return None
+    note = "No destinations are bound to this alert." if plan.notify and not targets else plan.note
+    entry_id = core(_INSERT_HISTORY, dict(
+        alert_id=alert.id, from_state=plan.previous, to_state=new_state, source=source, actor=actor, value=value,
+        created_at=now, note=note, notified=sum(1 for t in targets if t.enabled))).scalar()
+    rows = []
+    if targets:
+        notification = notification_for(alert, plan, new_state, base_url, value)
+        if details:
+            notification = replace(notification, **details)
+        rows = notifier.stage(targets, notification, state_change_id=entry_id, now=now)
+    return note, rows
 
 
 # Core statements built once: a change runs them on every call, and building one costs about as much as running it

@@ -65,7 +65,7 @@ herald.add_command(migrations, "db")
 def serve(info: ScriptInfo, host: str, port: int, threads: int):
     """Serve Herald with waitress, the database schema brought up to date first."""
     from . import start_delivery_worker
-    from .serving import create_server
+    from .serving import create_server, waitress_options
 
     os.environ["HERALD_WEB_THREADS"] = str(threads)  # the app sizes its database pool for this many
     # Before the app is made, so Flask adds no second handler: Herald's, Alembic's and waitress's lines go to stderr
@@ -76,7 +76,8 @@ def serve(info: ScriptInfo, host: str, port: int, threads: int):
     schema = "schema up to date" if app.config["HERALD_AUTO_MIGRATE"] else "HERALD_AUTO_MIGRATE=0: run `herald db upgrade`"
     click.echo(f"Database: {database} ({schema})")
     try:
-        server = create_server(app, host=host, port=port, threads=threads, ident="Herald")
+        server = create_server(app, host=host, port=port, threads=threads, ident="Herald",
+                               **waitress_options(app.config))
     except OSError as exc:
         raise click.ClickException(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     if app.config["HERALD_RETRY_WORKER"]:

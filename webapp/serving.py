@@ -28,10 +28,10 @@ def waitress_options(config) -> dict:
 
 
 def create_server(app, **options):
-    """waitress.create_server() with Herald's options and its channel (HeraldChannel)."""
+    """waitress.create_server() with Herald's channel (HeraldChannel); waitress_options() gives Herald's options."""
     import waitress
 
-    server = waitress.create_server(app, **{**waitress_options(app.config), **options})
+    server = waitress.create_server(app, **options)
     server.channel_class = _herald_channel()
     return server
 
@@ -70,7 +70,7 @@ def main(argv=None) -> None:
     from . import create_app
 
     app = create_app()
-    create_server(app, host=args.host, port=args.port, threads=args.threads).run()
+    create_server(app, host=args.host, port=args.port, threads=args.threads, **waitress_options(app.config)).run()
 
 
 if __name__ == "__main__":
