@@ -336,8 +336,8 @@ def apply_batch(app, prepare, source: str, actor: str | None = None) -> list[Bat
 
 
 def _apply_batch_once(notifier, items: list[BatchItem], source: str, actor: str | None, base_url: str):
-    from dataclasses import replace
-
+    """Each item planned and written by the same steps as a single change (_plan, _write_change), in the
+    caller's transaction; BatchConflict when a compare-and-set loses."""
     db.session.flush()  # new alerts get their ids (a duplicate insert raises IntegrityError: a conflict)
     now = utcnow()
     outcomes, rows, written = [], [], []
@@ -348,22 +348,12 @@ def _apply_batch_once(notifier, items: list[BatchItem], source: str, actor: str 
             outcomes.append(BatchOutcome(alert.id, item.created, alert.state, alert.state, False, 0))
             continue
         targets = item.targets if plan.notify else []
-        won = db.session.execute(
-            update(Alert).where(Alert.id == alert.id, Alert.version == alert.version).values(**plan.values)
-            .execution_options(synchronize_session=False)).rowcount
-        if won != 1:
+        change = _write_change(notifier, alert, plan, item.new_state, targets, source, actor, None, now, base_url,
+                               item.details)
+        if change is None:
             raise BatchConflict()
-        entry = AlertStateChange(alert_id=alert.id, from_state=plan.previous, to_state=item.new_state, source=source,
-                                 actor=actor, created_at=now, note=plan.note,
-                                 notified=sum(1 for t in targets if t.enabled))
-        if plan.notify and not targets:
-            entry.note = "No destinations are bound to this alert."
-        db.session.add(entry)
-        if targets:
-            db.session.flush()
-            notification = replace(notification_for(alert, plan, item.new_state, base_url, None), **item.details)
-            rows += notifier.stage(targets, notification, state_change_id=entry.id, now=now)
+        rows += change[1]
         written.append((alert, plan.values))
         outcomes.append(BatchOutcome(alert.id, item.created, plan.previous, item.new_state, not plan.rearm,
-                                     entry.notified))
+                                     sum(1 for t in targets if t.enabled)))
     return outcomes, rows, written

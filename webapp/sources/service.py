@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 
 from .. import alerts as alert_service
@@ -306,7 +307,8 @@ def _batch(source_id: int, incoming: list[InboundAlert], now):
             source.last_ping_at = now
         by_key = {item.key: item for item in incoming}  # the last word on an alert in one payload counts
         existing = {a.source_key: a for a in db.session.scalars(
-            select(Alert).where(Alert.source_id == source_id, Alert.source_key.in_(list(by_key))))} if by_key else {}
+            select(Alert).options(selectinload(Alert.destinations))  # the extra destinations, in one query
+            .where(Alert.source_id == source_id, Alert.source_key.in_(list(by_key))))} if by_key else {}
         destinations = {d.id: d for d in db.session.scalars(select(Destination))}
         items = []
         for key, inbound in by_key.items():
