@@ -13,7 +13,9 @@ MAX_KEY = 255
 MAX_NAME = 255
 MAX_TEXT = 10000
 MAX_LABELS = 100  # labels (and annotations) per alert
-MAX_LABEL_TEXT = 2000  # one label's name or value
+# One label's name or value is kept to this many characters. Longer ones are cut, never refused: Alertmanager posts a
+# group whole and never retries a 4xx, so refusing one long annotation (a pasted runbook) would lose the group
+MAX_LABEL_TEXT = 2000
 FIRING, RESOLVED = "firing", "resolved"
 DEFAULT_FIRING = ("firing", "alerting", "triggered", "problem", "down", "critical")
 DEFAULT_RESOLVED = ("resolved", "ok", "normal", "recovered", "up")
@@ -78,10 +80,12 @@ def _string_map(value, path: str) -> dict:
             item = ""
         if not isinstance(item, str):
             _refuse(f"{path}.{key} must be a string.", f"{path}.{key}")
-        if len(key) > MAX_LABEL_TEXT or len(item) > MAX_LABEL_TEXT:
-            _refuse(f"{path}.{key[:60]} is longer than {MAX_LABEL_TEXT} characters.", f"{path}.{key[:60]}")
-        result[key] = item
+        result[_cut(key)] = _cut(item)
     return result
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_LABEL_TEXT else text[:MAX_LABEL_TEXT - 1] + "…"
 
 
 def _optional_text(value, path: str, limit: int = MAX_TEXT) -> str | None:
