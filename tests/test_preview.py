@@ -13,7 +13,9 @@ from webapp.models import Delivery
 PREVIEW_NEW = "/settings/destinations/preview?type={}"
 TEST_NEW = "/settings/destinations/test?type={}"
 # The only thing that differs between a preview and the send that follows it: when it happened
-ISO_MOMENT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|\+00:00)")
+# (as ISO 8601, or as the "Time" fact of chat and mail messages: "2026-12-02 00:50:57 UTC"; the two may fall in
+# different seconds)
+ISO_MOMENT = re.compile(r"\d{4}-\d\d-\d\d(?:T\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|\+00:00)| \d\d:\d\d:\d\d UTC)")
 SLACK_PATH = "/services/T0PREVIEW/B0PREVIEW/previewhook"
 
 
