@@ -17,7 +17,7 @@ PATH_LENGTH = 200
 MAPPING_LABELS = {
     "alerts": ("Alerts list", "Optional: where a list of alerts is, e.g. events. Without it the body is one alert."),
     "key": ("Key", "Required: what tells one alert from another, e.g. alert.id."),
-    "name": ("Name", "e.g. alert.title; without it the key names the alert."),
+    "name": ("Alert name", "e.g. alert.title; without it the key names the alert."),
     "state": ("State", "Required: e.g. status."),
     "severity": ("Severity", "e.g. labels.severity: critical, error, warning, info (page, high… are mapped)."),
     "description": ("Description", "e.g. message."),
