@@ -56,6 +56,14 @@ def authenticate():
     return None
 
 
+def get_or_404(model, row_id: int, what: str):
+    """The row with this id, or the API's 404 naming what was looked for."""
+    row = db.session.get(model, row_id)
+    if row is None:
+        raise ApiError(404, f"No {what} with id {row_id}.")
+    return row
+
+
 NOT_AN_OBJECT = "The body must be a JSON object (Content-Type: application/json)."
 
 

@@ -9,7 +9,7 @@ from ..extensions import db
 from ..json_input import reject_unknown, validated_alert_form
 from ..models import Alert, Delivery
 from ..sources.alerts import BY_HAND, validated_source_alert_form
-from . import ApiError, bp, error_response, json_body
+from . import ApiError, bp, error_response, get_or_404, json_body
 
 MAX_PER_PAGE = 200
 
@@ -40,10 +40,7 @@ def alert_json(alert: Alert, destination_ids: list[int] | None = None) -> dict:
 
 
 def _get(alert_id: int) -> Alert:
-    alert = db.session.get(Alert, alert_id)
-    if alert is None:
-        raise ApiError(404, f"No alert with id {alert_id}.")
-    return alert
+    return get_or_404(Alert, alert_id, "alert")
 
 
 @bp.get("/alerts")

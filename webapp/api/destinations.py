@@ -7,16 +7,13 @@ from ..destinations import REGISTRY, get_type
 from ..extensions import db
 from ..json_input import reject_unknown, type_schema
 from ..models import Destination
-from . import ApiError, bp, json_body
+from . import ApiError, bp, get_or_404, json_body
 
 TOP_LEVEL = ("name", "type", "enabled", "options")
 
 
 def _get(destination_id: int) -> Destination:
-    destination = db.session.get(Destination, destination_id)
-    if destination is None:
-        raise ApiError(404, f"No destination with id {destination_id}.")
-    return destination
+    return get_or_404(Destination, destination_id, "destination")
 
 
 def _type_of(destination: Destination):

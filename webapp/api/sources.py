@@ -5,14 +5,11 @@ from sqlalchemy import select
 from ..extensions import db
 from ..sources import service
 from ..sources.models import Source
-from . import ApiError, bp, json_body
+from . import ApiError, bp, get_or_404, json_body
 
 
 def _get(source_id: int) -> Source:
-    source = db.session.get(Source, source_id)
-    if source is None:
-        raise ApiError(404, f"No source with id {source_id}.")
-    return source
+    return get_or_404(Source, source_id, "source")
 
 
 @bp.get("/sources")
