@@ -8,6 +8,7 @@ import binascii
 import email.utils
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -46,14 +47,13 @@ class SendResult:
 
 
 class GuardedConnectionMixin:
-    """urllib3 connections that connect through outbound.open_connection and are shut down at the deadline."""
+    """urllib3 connections that connect through outbound.open_connection and are shut down at the deadline.
 
-    def __init__(self, *args, herald_ctx: "SendContext", **kwargs):
-        self.herald_ctx = herald_ctx
-        super().__init__(*args, **kwargs)
+    Connections are pooled across sends (keep-alive: a vendor's TLS handshake is paid once, not per message), so
+    the send a connection serves is the one running on this thread, not the one that opened it."""
 
     def _new_conn(self):
-        ctx = self.herald_ctx
+        ctx = current_send()
         try:
             sock = open_connection(self._dns_host, self.port, deadline=ctx.deadline, timeout=ctx.timeout,
                                    block_private=ctx.block_private, source_address=self.source_address,
@@ -64,9 +64,20 @@ class GuardedConnectionMixin:
             if isinstance(exc, socket.gaierror):
                 raise NameResolutionError(self.host, self, exc) from exc
             raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
-        # After a TLS wrap self.sock is the TLS socket; shutting that down ends a read blocked inside it
-        ctx.deadline.watch(shutdown_socket(lambda: getattr(self, "sock", None) or sock))
+        self._watch(ctx)
         return sock
+
+    def request(self, *args, **kwargs):
+        self._watch(current_send())  # a kept-alive connection serves a new send: its deadline rules it now
+        return super().request(*args, **kwargs)
+
+    def _watch(self, ctx: "SendContext") -> None:
+        deadline = ctx.deadline
+        if getattr(self, "_watched_by", None) is not deadline:
+            self._watched_by = deadline
+            # After a TLS wrap self.sock is the TLS socket; shutting that down ends a read blocked inside it. Once a
+            # later send has taken the connection over, this deadline no longer touches it
+            deadline.watch(shutdown_socket(lambda: self.sock if self._watched_by is deadline else None))
 
 
 class GuardedHTTPConnection(GuardedConnectionMixin, HTTPConnection):
@@ -78,28 +89,39 @@ class GuardedHTTPSConnection(GuardedConnectionMixin, HTTPSConnection):
 
 
 class GuardedPoolManager(urllib3.PoolManager):
-    def __init__(self, ctx: "SendContext", **kwargs):
-        self.herald_ctx = ctx
-        super().__init__(**kwargs)
-
     def _new_pool(self, scheme, host, port, request_context=None):
         pool = super()._new_pool(scheme, host, port, request_context)
         pool.ConnectionCls = GuardedHTTPSConnection if scheme == "https" else GuardedHTTPConnection
-        pool.conn_kw["herald_ctx"] = self.herald_ctx
         return pool
 
 
 class GuardedAdapter(HTTPAdapter):
-    def __init__(self, ctx: "SendContext"):
-        self.herald_ctx = ctx
-        super().__init__(max_retries=0)
+    """The one adapter (per outbound policy) that every send's requests go through, keeping connections alive.
+
+    A connection is checked against the policy when it opens, to the address it connects to; one policy's pool
+    never serves the other. A pooled connection the vendor has closed meanwhile is noticed (urllib3 checks it on
+    checkout) and replaced."""
+
+    def __init__(self, pool_maxsize: int):
+        super().__init__(max_retries=0, pool_connections=64, pool_maxsize=pool_maxsize)
 
     def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
-        self.poolmanager = GuardedPoolManager(self.herald_ctx, num_pools=connections, maxsize=maxsize, block=block,
-                                              **pool_kwargs)
+        self.poolmanager = GuardedPoolManager(num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs)
 
     def proxy_manager_for(self, proxy, **proxy_kwargs):  # a proxy would connect where the policy cannot see
         raise OutboundBlocked("Herald does not send notifications through an HTTP proxy.")
+
+
+# Enough kept-alive connections per vendor host for every sender thread (HERALD_NOTIFY_WORKERS is 16 by default);
+# beyond it a connection is closed after use instead of pooled
+POOL_MAXSIZE = 32
+_ADAPTERS = {False: GuardedAdapter(POOL_MAXSIZE), True: GuardedAdapter(POOL_MAXSIZE)}
+_CURRENT = threading.local()
+
+
+def current_send() -> "SendContext":
+    """The send running on this thread, which a pooled connection serves."""
+    return _CURRENT.ctx
 
 
 @dataclass
@@ -125,19 +147,16 @@ class SendContext:
 
     @property
     def adapter(self) -> BaseAdapter:
-        """The guarded adapter every request of this send goes through (made on first use: mail needs none)."""
-        if self._adapter is None:
-            self._adapter = GuardedAdapter(self)
-        return self._adapter
+        """The adapter every request of this send goes through: the shared guarded one for its policy."""
+        return self._adapter or _ADAPTERS[bool(self.block_private)]
 
     @adapter.setter
     def adapter(self, adapter: BaseAdapter) -> None:  # the preview records requests instead of sending them
         self._adapter = adapter
 
     def close(self) -> None:
+        """The send is over: its deadline no longer shuts down the (pooled) connections it used."""
         self.deadline.close()
-        if self._adapter is not None:
-            self._adapter.close()
 
     def remember_credentials(self, prepared: requests.PreparedRequest) -> None:
         value = prepared.headers.get("Authorization")
@@ -195,8 +214,12 @@ def request(ctx: SendContext, method: str, url: str, **kwargs) -> requests.Respo
         if urlsplit(prepared.url).scheme not in ("http", "https"):
             raise requests.exceptions.InvalidSchema(f"No connection adapters were found for {prepared.url!r}")
         ctx.remember_credentials(prepared)
-        response = ctx.adapter.send(prepared, timeout=ctx.deadline.timeout(ctx.timeout))
-        response.content  # noqa: B018  (the whole body, read inside the deadline as Session.send would)
+        _CURRENT.ctx = ctx
+        try:
+            response = ctx.adapter.send(prepared, timeout=ctx.deadline.timeout(ctx.timeout))
+            response.content  # noqa: B018  (the whole body, read inside the deadline as Session.send would)
+        finally:
+            _CURRENT.ctx = None
     except OutboundBlocked as exc:
         raise DeliveryError(str(exc)) from None
     except (requests.RequestException, TimeoutError) as exc:
