@@ -23,11 +23,13 @@ KEY = "0123456789abcdef0123456789abcdef"
 
 class RawReceiver:
     """A TCP server on loopback that reads each HTTP request and then answers as `behaviour` says:
-    'trickle' sends a 200 whose body comes a byte every 0.25 s; 'hang' never answers."""
+    'trickle' sends a 200 whose body comes a byte every 0.25 s; 'hang' never answers; 'fast-then-trickle' answers
+    a connection's first request at once and keeps it open, then trickles the next one on it."""
 
     def __init__(self, behaviour: str):
         self.behaviour = behaviour
         self.requests = 0
+        self.connections = 0
         self.release = threading.Event()
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -44,31 +46,40 @@ class RawReceiver:
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
     def _serve(self, connection):
+        with self._lock:
+            self.connections += 1
         with connection:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = connection.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
-            while len(body) < length:
-                body += connection.recv(65536)
-            with self._lock:
-                self.requests += 1
-            try:
-                if self.behaviour == "hang":
-                    self.release.wait(60)
-                    return
-                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 400\r\n\r\n")
-                for _ in range(400):
-                    if self.release.wait(0.25):
+            served_on_this_connection = 0
+            while True:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = connection.recv(65536)
+                    if not chunk:
                         return
-                    connection.sendall(b".")
-            except OSError:
-                return
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                while len(body) < length:
+                    body += connection.recv(65536)
+                with self._lock:
+                    self.requests += 1
+                served_on_this_connection += 1
+                try:
+                    if self.behaviour == "hang":
+                        self.release.wait(60)
+                        return
+                    if self.behaviour == "fast-then-trickle" and served_on_this_connection == 1:
+                        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+                        continue
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 400\r\n\r\n")
+                    for _ in range(400):
+                        if self.release.wait(0.25):
+                            return
+                        connection.sendall(b".")
+                    return
+                except OSError:
+                    return
 
     def close(self):
         self.release.set()
@@ -108,6 +119,21 @@ def test_a_trickling_vendor_gets_one_request_per_attempt_and_the_log_counts_them
         other.stop()
     assert row.attempts == 3 and trickle.requests == 3, (row.attempts, trickle.requests)
     assert "deadline" in row.error and "Gave up after 3 attempts" in row.error
+
+
+def test_a_kept_alive_connection_is_ruled_by_the_deadline_of_the_send_it_serves(served, raw_receiver):
+    """Connections to a vendor are reused across sends; the vendor that answered the trigger at once and then
+    trickles the recovery on the same connection is still cut off at the recovery's own deadline."""
+    configure_delivery(served.app, HERALD_HTTP_TIMEOUT=1, HERALD_SEND_DEADLINE=2, HERALD_RETRY_MAX_ATTEMPTS=1,
+                       HERALD_NOTIFY_WAIT=10)
+    vendor = raw_receiver("fast-then-trickle")
+    hook = create_destination(served, "Kept-alive hook", "webhook", {"url": vendor.url})
+    alert_id = create_alert(served, "Queue stuck", [hook])
+    start_worker(served.app)
+    assert change(served, alert_id, "triggered").json()["deliveries"][0]["status"] == "sent"
+    [recovery] = change(served, alert_id, "ok").json()["deliveries"]  # answered within HERALD_NOTIFY_WAIT
+    assert vendor.connections == 1 and vendor.requests == 2, (vendor.connections, vendor.requests)
+    assert recovery["status"] == "failed" and "deadline" in recovery["error"], recovery
 
 
 def test_32_hanging_destinations_leave_every_page_and_healthz_answering(served, raw_receiver):
