@@ -2,6 +2,7 @@
 while its I/O loop no longer spins on a buffer a task thread is still writing."""
 import hashlib
 import threading
+import time
 
 import requests
 from flask import Flask, Response
@@ -59,3 +60,33 @@ def test_many_clients_on_kept_alive_connections_all_get_their_own_answers():
         for thread in threads:
             thread.join(30)
     assert errors == [] and len(answers) == 8 * 40
+
+
+def test_a_queue_of_waiting_requests_is_logged_once_per_interval_not_once_per_request(caplog):
+    """waitress warns "Task queue depth" for every request that finds its threads busy; Herald passes one such
+    warning per interval on, saying how many it left out."""
+    app = Flask(__name__)
+    release = threading.Event()
+
+    @app.get("/slow")
+    def slow():
+        release.wait(10)
+        return "done"
+
+    caplog.set_level("WARNING", logger="waitress.queue")
+    with waitress_server(app) as url:  # two threads
+        with_answers = []
+        clients = [threading.Thread(target=lambda: with_answers.append(requests.get(url + "/slow", timeout=30)))
+                   for _ in range(8)]
+        for client in clients:
+            client.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not caplog.records:
+            time.sleep(0.05)
+        time.sleep(0.5)  # every request has arrived and queued by now
+        release.set()
+        for client in clients:
+            client.join(30)
+    assert [r.status_code for r in with_answers] == [200] * 8
+    warnings = [r.getMessage() for r in caplog.records if r.name == "waitress.queue"]
+    assert len(warnings) == 1 and warnings[0].startswith("Task queue depth is"), warnings
