@@ -18,7 +18,7 @@ from .delivery.notification import Notification
 from .delivery.notifier import Target, get_notifier
 from .extensions import core, db
 from .metrics import STATE_CHANGES
-from .models import Alert, AlertStateChange, DeliveryRef
+from .models import Alert, AlertStateChange, DeliveryRef, Destination, alert_destination
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,36 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class AlertSnapshot:
+    """An alert's columns as one Core read found them: all a state change decides on and answers with.
+
+    The API's state and value endpoints change an alert they do not otherwise touch; loading it through the ORM
+    cost a tenth of such a request. Every column is an attribute of the same name, as on Alert."""
+
+    __slots__ = tuple(Alert.__table__.c.keys())
+    from_source = Alert.from_source
+    condition = Alert.condition
+
+    @classmethod
+    def load(cls, alert_id: int) -> "AlertSnapshot | None":
+        row = core(_ALERT_BY_ID, {"alert": alert_id}).one_or_none()
+        if row is None:
+            return None
+        snapshot = cls.__new__(cls)
+        for key, value in zip(cls.__slots__, row):
+            setattr(snapshot, key, value)
+        return snapshot
+
+    @property
+    def destinations(self) -> list[Destination]:
+        """Bound destinations in the order Alert.destinations has (read when a change did not read them)."""
+        return db.session.scalars(select(Destination).join(alert_destination).where(
+            alert_destination.c.alert_id == self.id).order_by(Destination.name)).all()
+
+
 @dataclass
 class StateChangeResult:
-    alert: Alert
+    alert: "Alert | AlertSnapshot"
     previous_state: str
     changed: bool
     notified: bool
@@ -128,11 +155,12 @@ def set_state(app, alert: Alert, new_state: str, source: str, actor: str | None 
     notifier = get_notifier(app)
     alert_id = alert.id
     # The first try decides on the alert as the caller loaded it: if it is stale, the compare-and-set loses
-    # and the next try reads it again
-    loaded = alert if alert in db.session and not db.session.is_modified(alert) else None
+    # and the next try reads it again, the same kind of object
+    snapshot = isinstance(alert, AlertSnapshot)
+    loaded = alert if snapshot or (alert in db.session and not db.session.is_modified(alert)) else None
     for _ in range(MAX_CONFLICTS):
         try:
-            applied = _apply(app, notifier, alert_id, new_state, source, actor, value, loaded)
+            applied = _apply(app, notifier, alert_id, new_state, source, actor, value, loaded, snapshot)
             loaded = None
         except SQLAlchemyError as exc:
             db.session.rollback()
@@ -153,12 +181,13 @@ def set_state(app, alert: Alert, new_state: str, source: str, actor: str | None 
 
 
 def _apply(app, notifier, alert_id: int, new_state: str, source: str, actor: str | None, value: float | None,
-           alert: Alert | None = None):
+           alert: "Alert | AlertSnapshot | None" = None, snapshot: bool = False):
     """One try: a StateChangeResult when there is nothing to change, None when another change won the
     compare-and-set, else (plan, alert as written, history note, staged rows) of the committed transaction."""
     if alert is None:
         db.session.rollback()  # decide on what is committed now, not on what this session read earlier
-        alert = db.session.get(Alert, alert_id, populate_existing=True)
+        alert = (AlertSnapshot.load(alert_id) if snapshot
+                 else db.session.get(Alert, alert_id, populate_existing=True))
     if alert is None:
         raise LookupError(f"No alert with id {alert_id}.")
     now = utcnow()
@@ -167,7 +196,7 @@ def _apply(app, notifier, alert_id: int, new_state: str, source: str, actor: str
         if value is not None:
             db.session.execute(update(Alert).where(Alert.id == alert_id).values(last_value=value))
             db.session.commit()
-            db.session.refresh(alert)
+            _set_written(alert, {"last_value": value})
         return StateChangeResult(alert, alert.state, changed=False, notified=False,
                                  message=f"No change: the alert is already {new_state}.")
     targets = Target.bound_to(alert_id) if plan.notify else []
@@ -183,10 +212,18 @@ def _apply(app, notifier, alert_id: int, new_state: str, source: str, actor: str
         db.session.commit()  # the change, its history and its deliveries, together or not at all
     finally:
         session.expire_on_commit = True
-    for key, written in plan.values.items():  # the compare-and-set wrote these past the ORM
-        set_committed_value(alert, key, written)
+    _set_written(alert, plan.values)
     STATE_CHANGES.labels(plan.previous, new_state, source).inc()
     return plan, alert, note, rows
+
+
+def _set_written(alert: "Alert | AlertSnapshot", values: dict) -> None:
+    """Show on the caller's alert what a statement wrote past the ORM, without reading it back."""
+    for key, written in values.items():
+        if isinstance(alert, AlertSnapshot):
+            setattr(alert, key, written)
+        else:
+            set_committed_value(alert, key, written)
 
 
 def _write_change(notifier, alert: Alert, plan: _Plan, new_state: str, targets: list[Target], source: str,
@@ -216,6 +253,7 @@ def _write_change(notifier, alert: Alert, plan: _Plan, new_state: str, targets: 
 _ALERT = Alert.__table__
 _HISTORY = AlertStateChange.__table__
 _INSERT_HISTORY = insert(_HISTORY).returning(_HISTORY.c.id)
+_ALERT_BY_ID = select(*_ALERT.c).where(_ALERT.c.id == bindparam("alert"))
 
 
 @functools.cache

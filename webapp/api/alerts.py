@@ -43,6 +43,14 @@ def _get(alert_id: int) -> Alert:
     return get_or_404(Alert, alert_id, "alert")
 
 
+def _snapshot(alert_id: int) -> alert_service.AlertSnapshot:
+    """The alert as a state change needs it (no ORM load), or the API's 404."""
+    alert = alert_service.AlertSnapshot.load(alert_id)
+    if alert is None:
+        raise ApiError(404, f"No alert with id {alert_id}.")
+    return alert
+
+
 @bp.get("/alerts")
 def list_alerts():
     alerts = db.session.scalars(select(Alert).options(selectinload(Alert.destinations)).order_by(Alert.name)).all()
@@ -107,7 +115,7 @@ def _change_response(change):
 
 @bp.post("/alerts/<int:alert_id>/state")
 def set_alert_state(alert_id: int):
-    alert = _get(alert_id)
+    alert = _snapshot(alert_id)
     _refuse_by_hand(alert)
     body = json_body()
     reject_unknown(body, ("state",))
@@ -120,7 +128,7 @@ def set_alert_state(alert_id: int):
 
 @bp.post("/alerts/<int:alert_id>/value")
 def submit_alert_value(alert_id: int):
-    alert = _get(alert_id)
+    alert = _snapshot(alert_id)
     _refuse_by_hand(alert)
     body = json_body()
     reject_unknown(body, ("value",))
