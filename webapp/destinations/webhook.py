@@ -49,6 +49,8 @@ def apply_field_mapper(payload: dict, moves: list[tuple[str, str]]) -> dict:
     - The source is taken out before the destination is made, so `event:event.type` nests the value under the
       name it came from rather than being refused for passing through the old value.
     """
+    if not moves:  # the usual case: nothing moves, and the copy would cost more than building the payload
+        return dict(payload)
     result = copy.deepcopy(payload)
     for source, destination in moves:
         trial = copy.deepcopy(result)
