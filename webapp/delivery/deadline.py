@@ -96,7 +96,8 @@ class _Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="herald-deadline-watchdog", daemon=True)
                 self._thread.start()
-            self._condition.notify()
+            if self._heap[0][2] is deadline:  # only an earlier expiry changes how long the thread sleeps
+                self._condition.notify()
 
     def _run(self) -> None:
         while True:

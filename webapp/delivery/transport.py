@@ -6,6 +6,7 @@ addresses against the outbound policy, connect to one of those addresses and sta
 import base64
 import binascii
 import email.utils
+import functools
 import re
 import socket
 import threading
@@ -210,7 +211,7 @@ def request(ctx: SendContext, method: str, url: str, **kwargs) -> requests.Respo
     """One HTTP request inside the send's deadline, never following redirects; network faults are retryable."""
     headers = {**DEFAULT_HEADERS, **kwargs.pop("headers", {})}
     try:
-        prepared = requests.Request(method, url, headers=headers, **kwargs).prepare()
+        prepared = _prepare(method, url, headers, **kwargs)
         if urlsplit(prepared.url).scheme not in ("http", "https"):
             raise requests.exceptions.InvalidSchema(f"No connection adapters were found for {prepared.url!r}")
         ctx.remember_credentials(prepared)
@@ -235,6 +236,29 @@ def request(ctx: SendContext, method: str, url: str, **kwargs) -> requests.Respo
     except ValueError as exc:  # an URL requests cannot prepare
         raise DeliveryError(f"The request failed: {_root_cause(exc)}") from None
     return response
+
+
+def _prepare(method: str, url: str, headers: dict, *, params=None, data=None, json=None,
+             auth=None) -> requests.PreparedRequest:
+    """What requests.Request(...).prepare() makes, without its cookie jar (a send has no cookies) and with each
+    destination URL's preparation (IDNA, quoting) done once: together they cost half of preparing a request."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_method(method)
+    if params:
+        prepared.prepare_url(url, params)
+    else:
+        prepared.url = _prepared_url(url)
+    prepared.prepare_headers(headers)
+    prepared.prepare_body(data, None, json)
+    prepared.prepare_auth(auth, url)
+    return prepared
+
+
+@functools.lru_cache(maxsize=1024)
+def _prepared_url(url: str) -> str:
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    return prepared.url
 
 
 def check(response: requests.Response, *, success=range(200, 300), retryable=is_retryable_status) -> requests.Response:
