@@ -286,28 +286,13 @@ class Notifier:
     @staticmethod
     def _supersede_triggers(alert_id: int, destination_ids: list[int], now: datetime) -> None:
         """A recovery makes every undelivered, not in-flight trigger to these incident vendors pointless."""
-        db.session.execute(
-            update(Delivery)
-            .where(Delivery.alert_id == alert_id, Delivery.destination_id.in_(destination_ids),
-                   Delivery.event == "trigger", Delivery.status.in_(ACTIVE),
-                   or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
-            .values(status="skipped", detail=SUPERSEDED, next_attempt_at=None, lease_owner=None, lease_token=None,
-                    lease_until=None, updated_at=now))
+        # bindparam names differ from the columns: an UPDATE reserves those for its SET clause
+        core(_SUPERSEDE_TRIGGERS, {"alert": alert_id, "destinations": destination_ids, "moment": now, "why": SUPERSEDED})
 
     @staticmethod
     def _never_attempted_episodes(alert_id: int, destination_ids: list[int]) -> set[int]:
         """Destinations whose triggers since their last resolve were all superseded before any attempt."""
-        last_resolve = aliased(Delivery)
-        episode_start = (select(func.coalesce(func.max(last_resolve.id), 0))
-                         .where(last_resolve.alert_id == alert_id,
-                                last_resolve.destination_id == Delivery.destination_id,
-                                last_resolve.event == "resolve")
-                         .scalar_subquery())
-        rows = db.session.execute(
-            select(Delivery.destination_id, func.max(Delivery.attempts))
-            .where(Delivery.alert_id == alert_id, Delivery.destination_id.in_(destination_ids),
-                   Delivery.event == "trigger", Delivery.id > episode_start)
-            .group_by(Delivery.destination_id)).all()
+        rows = core(_EPISODE_ATTEMPTS, {"alert_id": alert_id, "destination_ids": destination_ids}).all()
         return {destination_id for destination_id, attempts in rows if not attempts}
 
     # --- dispatch: after the commit ------------------------------------------------------------------------------
@@ -615,6 +600,27 @@ _WAITING_PAIRS = (select(_DELIVERY.c.destination_id).distinct()
                   .where(_DELIVERY.c.alert_id == bindparam("alert_id"),
                          _DELIVERY.c.destination_id.in_(bindparam("destination_ids", expanding=True)),
                          _DELIVERY.c.status.in_(ACTIVE)))
+# A recovery's two statements (built once: they run on every recovery of an alert bound to an incident vendor)
+_SUPERSEDE_TRIGGERS = (
+    update(_DELIVERY)
+    .where(_DELIVERY.c.alert_id == bindparam("alert"),
+           _DELIVERY.c.destination_id.in_(bindparam("destinations", expanding=True)),
+           _DELIVERY.c.event == "trigger", _DELIVERY.c.status.in_(ACTIVE),
+           or_(_DELIVERY.c.lease_until.is_(None), _DELIVERY.c.lease_until < bindparam("moment")))
+    .values(status="skipped", detail=bindparam("why"), next_attempt_at=None, lease_owner=None, lease_token=None,
+            lease_until=None, updated_at=bindparam("moment")))
+_LAST_RESOLVE = _DELIVERY.alias("last_resolve")
+_EPISODE_ATTEMPTS = (
+    select(_DELIVERY.c.destination_id, func.max(_DELIVERY.c.attempts))
+    .where(_DELIVERY.c.alert_id == bindparam("alert_id"),
+           _DELIVERY.c.destination_id.in_(bindparam("destination_ids", expanding=True)),
+           _DELIVERY.c.event == "trigger",
+           _DELIVERY.c.id > (select(func.coalesce(func.max(_LAST_RESOLVE.c.id), 0))
+                             .where(_LAST_RESOLVE.c.alert_id == bindparam("alert_id"),
+                                    _LAST_RESOLVE.c.destination_id == _DELIVERY.c.destination_id,
+                                    _LAST_RESOLVE.c.event == "resolve")
+                             .scalar_subquery()))
+    .group_by(_DELIVERY.c.destination_id))
 _DESTINATION = Destination.__table__
 _BOUND_DESTINATIONS = (
     select(_DESTINATION.c.id, _DESTINATION.c.name, _DESTINATION.c.type, _DESTINATION.c.enabled, _DESTINATION.c.options,
