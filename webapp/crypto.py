@@ -1,5 +1,6 @@
 """Encryption at rest for destination secrets (Fernet, key derived from the app's key)."""
 import base64
+import functools
 import json
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -12,6 +13,7 @@ class SecretsUnreadable(Exception):
     """Stored secrets cannot be decrypted: the encryption key changed."""
 
 
+@functools.lru_cache(maxsize=8)  # derived once per key, not once per secret read (every send reads its secrets)
 def _fernet(key_material: str) -> Fernet:
     # HKDF with a fixed context: the SECRET_KEY signs cookies, this derived key only encrypts options
     raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"herald destination secrets").derive(

@@ -267,8 +267,8 @@ class Notifier:
         # Core statements built once: the ORM's unit of work costs more than the rest of a change
         ids = core(_INSERT_DELIVERIES, rows).scalars().all()
         with_refs = [t.id for t in claimed.values() if REGISTRY[t.type].uses_refs]
-        refs = {ref.destination_id: dict(ref.data) for ref in db.session.scalars(select(DeliveryRef).where(
-            DeliveryRef.alert_id == alert_id, DeliveryRef.destination_id.in_(with_refs)))} if with_refs else {}
+        refs = {destination_id: dict(data) for destination_id, data in core(
+            _REFS_OF, {"alert": alert_id, "destinations": with_refs})} if with_refs else {}
         jobs = {i: Job(delivery_id=ids[i], token=rows[i]["lease_token"], attempt=1, event=notification.event,
                        alert_id=alert_id, destination_id=target.id, destination_name=target.name,
                        dtype=REGISTRY[target.type], config=target.config, notification=notification,
@@ -621,6 +621,9 @@ _EPISODE_ATTEMPTS = (
                                     _LAST_RESOLVE.c.event == "resolve")
                              .scalar_subquery()))
     .group_by(_DELIVERY.c.destination_id))
+_REFS = DeliveryRef.__table__
+_REFS_OF = select(_REFS.c.destination_id, _REFS.c.data).where(
+    _REFS.c.alert_id == bindparam("alert"), _REFS.c.destination_id.in_(bindparam("destinations", expanding=True)))
 _DESTINATION = Destination.__table__
 _BOUND_DESTINATIONS = (
     select(_DESTINATION.c.id, _DESTINATION.c.name, _DESTINATION.c.type, _DESTINATION.c.enabled, _DESTINATION.c.options,
