@@ -246,3 +246,42 @@ def test_concurrent_changes_are_applied_in_turn_and_each_destination_ends_on_the
                                      f"deliveries {rows}")
             if got:
                 assert got[-1] == final
+
+
+def test_every_answer_is_already_recorded_when_it_arrives(served, receivers):
+    """An answer is sent only once the first results it reports are written: a client that reads its deliveries
+    back at once sees what it was told, under concurrent clients too (one webhook that accepts, one that refuses).
+    Answering before the results were written failed this test every time."""
+    receiver = receivers()
+    receiver.expect_request("/hook", method="POST").respond_with_data("ok")
+    receiver.expect_request("/broken", method="POST").respond_with_data("no", status=400)
+    hook = create_destination(served, "Hook", "webhook", {"url": receiver.url_for("/hook")})
+    broken = create_destination(served, "Broken hook", "webhook", {"url": receiver.url_for("/broken")})
+    alerts = [create_alert(served, f"Queue {i}", [hook, broken]) for i in range(4)]
+    start_worker(served.app)
+    mismatches, told = [], []
+
+    def client(alert_id):
+        import requests
+
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"Bearer {served.token}"
+            for i in range(12):
+                answer = session.post(f"{served.url}/api/alerts/{alert_id}/state", timeout=30,
+                                      json={"state": "triggered" if i % 2 == 0 else "ok"}).json()
+                stored = {d["delivery_id"]: d for d in session.get(
+                    f"{served.url}/api/deliveries", params={"alert_id": alert_id, "per_page": 2}, timeout=30,
+                ).json()["items"]}
+                for said in answer["deliveries"]:
+                    told.append(said["status"])
+                    row = stored.get(said["delivery_id"], {})
+                    if {k: row.get(k) for k in said} != said:
+                        mismatches.append((said, row))
+
+    threads = [threading.Thread(target=client, args=(alert_id,)) for alert_id in alerts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(set(told)) == ["failed", "sent"] and len(told) == 4 * 12 * 2
+    assert not mismatches, mismatches[:3]
