@@ -65,20 +65,22 @@ class GuardedConnectionMixin:
             if isinstance(exc, socket.gaierror):
                 raise NameResolutionError(self.host, self, exc) from exc
             raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
-        self._watch(ctx)
+        self._watch(ctx, sock)
         return sock
 
     def request(self, *args, **kwargs):
         self._watch(current_send())  # a kept-alive connection serves a new send: its deadline rules it now
         return super().request(*args, **kwargs)
 
-    def _watch(self, ctx: "SendContext") -> None:
+    def _watch(self, ctx: "SendContext", opened: socket.socket | None = None) -> None:
         deadline = ctx.deadline
         if getattr(self, "_watched_by", None) is not deadline:
             self._watched_by = deadline
-            # After a TLS wrap self.sock is the TLS socket; shutting that down ends a read blocked inside it. Once a
-            # later send has taken the connection over, this deadline no longer touches it
-            deadline.watch(shutdown_socket(lambda: self.sock if self._watched_by is deadline else None))
+            # After a TLS wrap self.sock is the TLS socket; shutting that down ends a read blocked inside it (the
+            # socket just opened stands in until urllib3 has set self.sock). Once a later send has taken the
+            # connection over, this deadline no longer touches it
+            deadline.watch(shutdown_socket(
+                lambda: (getattr(self, "sock", None) or opened) if self._watched_by is deadline else None))
 
 
 class GuardedHTTPConnection(GuardedConnectionMixin, HTTPConnection):
