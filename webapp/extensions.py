@@ -6,6 +6,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
+from . import prepared
+
 
 class Base(DeclarativeBase):
     pass
@@ -22,6 +24,7 @@ login_manager.login_message_category = "info"
 
 
 def core(statement, parameters=None):
-    """Run a Core statement on the session's connection, inside its transaction, past the ORM's execute path:
-    for the delivery hot path's small reads and writes that path costs more than the statement itself."""
-    return db.session.connection().execute(statement, parameters)
+    """Run a Core statement on the session's connection, inside its transaction, past the ORM's execute path
+    and, when it can be, past Connection.execute too (prepared.py): for the delivery hot path's small reads
+    and writes those paths cost more than the statement itself."""
+    return prepared.execute(db.session.connection(), statement, parameters)

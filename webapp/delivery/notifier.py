@@ -31,6 +31,7 @@ from sqlalchemy.orm import aliased
 from ..crypto import SecretsUnreadable
 from ..dbtypes import utcnow
 from ..destinations import REGISTRY
+from .. import prepared
 from ..extensions import core, db
 from ..metrics import DELIVERIES, DELIVERY_LATENCY, failure_reason
 from ..models import Destination, alert_destination
@@ -628,9 +629,10 @@ _DESTINATION = Destination.__table__
 _BOUND_DESTINATIONS = (
     select(_DESTINATION.c.id, _DESTINATION.c.name, _DESTINATION.c.type, _DESTINATION.c.enabled, _DESTINATION.c.options,
            _DESTINATION.c.encrypted_secrets,
+           # OR, not IN: a literal IN list is expanded at every run, which keeps the statement off the prepared path
            exists().where(_DELIVERY.c.alert_id == bindparam("alert_id"),
                           _DELIVERY.c.destination_id == _DESTINATION.c.id,
-                          _DELIVERY.c.status.in_(ACTIVE)).label("waiting"))
+                          or_(*(_DELIVERY.c.status == status for status in ACTIVE))).label("waiting"))
     .join_from(_DESTINATION, alert_destination, alert_destination.c.destination_id == _DESTINATION.c.id)
     .where(alert_destination.c.alert_id == bindparam("alert_id")).order_by(_DESTINATION.c.name))
 _RESOLVE_BEHIND = select(exists().where(
@@ -714,7 +716,8 @@ def _write_results(batch: list[_Result]) -> None:
             values = _result_values(conn, item.job, item.outcome, now)
             shapes.setdefault(tuple(values), []).append((item, {
                 "row": item.job.delivery_id, "token": item.job.token, **{f"new_{k}": v for k, v in values.items()}}))
-        whole = all(conn.execute(_write_result(columns), [params for _, params in entries]).rowcount == len(entries)
+        whole = all(prepared.execute(conn, _write_result(columns), [params for _, params in entries]).rowcount
+                    == len(entries)
                     for columns, entries in shapes.items())
         if whole:
             for item in batch:
@@ -724,7 +727,7 @@ def _write_results(batch: list[_Result]) -> None:
             conn.rollback()
             for columns, entries in shapes.items():
                 for item, params in entries:
-                    item.written = conn.execute(_write_result(columns), params).rowcount == 1
+                    item.written = prepared.execute(conn, _write_result(columns), params).rowcount == 1
         for item in batch:
             job, outcome = item.job, item.outcome
             if (item.written and outcome.status == "sent" and job.alert_id is not None
