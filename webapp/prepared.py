@@ -92,6 +92,9 @@ class PreparedResult:
         return PreparedResult([row[0] for row in self.rows], self.rowcount)
 
 
+# Statements are module constants (or cached per set of columns), so the cache stays small; the cap only keeps a
+# statement built afresh at every call from growing it without end (such a one is compiled at each run)
+MAX_PREPARED = 512
 _CACHE: dict = {}
 
 
@@ -106,7 +109,9 @@ def execute(conn: Connection, statement, parameters=None):
     cache_key = (statement, dialect.name, tuple(sorted(parameters)))
     prepared = _CACHE.get(cache_key)
     if prepared is None:
-        prepared = _CACHE[cache_key] = _prepare(statement, dialect, cache_key[2])
+        prepared = _prepare(statement, dialect, cache_key[2])
+        if len(_CACHE) < MAX_PREPARED:
+            _CACHE[cache_key] = prepared
     if prepared is _FALLBACK or conn._has_events or conn.engine._has_events:
         return conn.execute(statement, parameters)
     try:
