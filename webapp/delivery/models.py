@@ -13,8 +13,11 @@ class Delivery(db.Model):
 
     STATUSES = ("pending", "sent", "retrying", "failed", "skipped")
     EVENTS = ("trigger", "resolve", "test")
-    # Deliveries of one alert to one destination go out in id order: this finds the one ahead of a row
-    __table_args__ = (Index("ix_delivery_order", "alert_id", "destination_id", "id"),)
+    # Deliveries of one alert to one destination go out in id order: the first index walks a pair's history in
+    # that order; the second finds its waiting (pending, retrying) rows in as many steps whether the pair has sent
+    # ten deliveries or a million, which staging, the next in line and the worker's pass ask at every change
+    __table_args__ = (Index("ix_delivery_order", "alert_id", "destination_id", "id"),
+                      Index("ix_delivery_waiting", "alert_id", "destination_id", "status", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # The destination may be deleted later; its name and type stay on the record

@@ -1,0 +1,125 @@
+"""A state change, and the worker's pass over due retries, cost the same work on an alert with a long delivery
+history as on a new one: the outbox's queries find a pair's waiting deliveries by index, never by reading the pair's
+whole history.
+
+The work is counted, not timed: SQLite calls a progress handler every 10 virtual-machine instructions, on every
+connection of the served app. A query that reads every earlier delivery of the pair runs thousands more of them.
+(SQLite only: PostgreSQL has no such counter, and its planner reads a small table whole whatever the indexes.)
+"""
+import itertools
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, insert
+
+from .test_outbox import change, create_alert, create_destination
+from webapp.dbtypes import utcnow
+from webapp.extensions import db
+from webapp.models import Delivery
+
+HISTORY = 5000  # earlier deliveries of the old alert to the same destination, all of them long done
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    return "sqlite:///" + str(tmp_path / "herald.sqlite3")
+
+
+@pytest.fixture
+def work(served):
+    """work() → SQLite VM instructions (in hundreds) run since the last call, on every connection of the app."""
+    steps = itertools.count()
+
+    @event.listens_for(db.engine, "connect")
+    def count_steps(dbapi_connection, _record):
+        dbapi_connection.set_progress_handler(lambda: next(steps) and 0, 10)
+
+    db.session.remove()
+    db.engine.dispose()  # the connections opened so far have no handler
+    last = [0]
+
+    def since_last_call() -> int:
+        now = next(steps) - 1  # this call's own step taken back out
+        spent, last[0] = now - last[0], now
+        return spent
+
+    yield since_last_call
+    event.remove(db.engine, "connect", count_steps)
+
+
+def add_history(alert_id: int, destination_id: int, count: int, type_key: str = "webhook") -> None:
+    now = utcnow() - timedelta(days=30)
+    db.session.execute(insert(Delivery), [
+        dict(destination_id=destination_id, destination_name="Hook", destination_type=type_key, alert_id=alert_id,
+             alert_name="Old", event="trigger" if i % 2 == 0 else "resolve", status="sent", attempts=1,
+             notification={}, created_at=now, updated_at=now, sent_at=now)
+        for i in range(count)])
+    db.session.commit()
+
+
+# A chat-like vendor, and an incident vendor, whose recovery also looks for the episode's undelivered triggers
+VENDORS = {
+    "webhook": ("/hook", {"url": "{url}"}, 200, "ok"),
+    "pagerduty": ("/v2/enqueue", {"integration_key": "0123456789abcdef0123456789abcdef", "api_url": "{url}"}, 202,
+                  '{"status": "success", "dedup_key": "herald-alert-1"}'),
+}
+
+
+@pytest.mark.parametrize("type_key", list(VENDORS))
+def test_a_state_change_costs_the_same_on_an_alert_with_a_long_history(served, receivers, work, type_key):
+    path, options, status, body = VENDORS[type_key]
+    receiver = receivers()
+    receiver.expect_request(path, method="POST").respond_with_data(body, status=status,
+                                                                    content_type="application/json")
+    options = {k: v.format(url=receiver.url_for(path)) for k, v in options.items()}
+    hook = create_destination(served, "Hook", type_key, options)
+    new, old = create_alert(served, "New", [hook]), create_alert(served, "Old", [hook])
+    add_history(old, hook, HISTORY, type_key)
+
+    def cost(alert_id: int) -> int:
+        work()
+        for state in ("triggered", "ok", "triggered", "ok"):
+            answer = change(served, alert_id, state).json()
+            # "sent" in the answer: the result is recorded (nothing here reads the pair's history to find out)
+            assert answer["deliveries"][0]["status"] == "sent", answer
+        return work()
+
+    cost(new), cost(old)  # the first changes also compile and cache statements
+    on_new, on_old = cost(new), cost(old)
+    assert len(receiver.log) == 16
+    assert on_old < on_new * 1.3, (f"four changes on an alert with {HISTORY} earlier deliveries ran {on_old}0 SQLite "
+                                   f"instructions, against {on_new}0 on a new alert")
+
+
+def test_the_workers_pass_costs_the_same_on_an_alert_with_a_long_history(served, work):
+    """A due row behind one still leased: finding what is ahead of it reads only the pair's waiting rows."""
+    from webapp.delivery.notifier import get_notifier
+
+    hook = create_destination(served, "Hook", "webhook", {"url": "http://127.0.0.1:9/hook"})
+    new, old = create_alert(served, "New", [hook]), create_alert(served, "Old", [hook])
+    add_history(old, hook, HISTORY)
+    notifier = get_notifier(served.app)
+
+    def cost(alert_id: int) -> int:
+        now = utcnow()
+        row = dict(destination_id=hook, destination_name="Hook", destination_type="webhook", alert_id=alert_id,
+                   alert_name="x", notification={}, created_at=now, updated_at=now, next_attempt_at=now)
+        # Nothing is sent: the retry is leased by a live sender, and the pending row waits behind it
+        db.session.execute(insert(Delivery), [
+            dict(row, event="trigger", status="retrying", attempts=1, lease_owner="elsewhere",
+                 lease_token="t" * 32, lease_until=now + timedelta(hours=1)),
+            dict(row, event="resolve", status="pending", attempts=0)])
+        db.session.commit()
+        work()
+        for _ in range(5):
+            assert notifier.run_due(wait_for_them=False) == 0
+        spent = work()
+        db.session.execute(db.delete(Delivery).where(Delivery.alert_id == alert_id,
+                                                     Delivery.status.in_(("pending", "retrying"))))
+        db.session.commit()
+        return spent
+
+    cost(new), cost(old)
+    on_new, on_old = cost(new), cost(old)
+    assert on_old < on_new * 1.3 + 5, (f"five passes over a row waiting on an alert with {HISTORY} earlier "
+                                       f"deliveries ran {on_old}0 SQLite instructions, against {on_new}0 on a new alert")
