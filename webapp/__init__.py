@@ -8,6 +8,7 @@ from . import alerts, config, paths
 from .delivery.notifier import get_notifier
 from .delivery.worker import Worker
 from .extensions import csrf, db, login_manager, mail, migrate
+from .sqlite_writes import BUSY_TIMEOUT_SECONDS, QueuedWriteConnection
 
 ROOT = paths.RESOURCES  # holds templates/, static/ and migrations/: the checkout, or the installed package
 
@@ -118,18 +119,23 @@ def upgrade_database(revision: str = "head"):
 
 
 def _tune_sqlite():
-    """Foreign keys on (SQLite leaves them off), WAL so readers don't block the notifier's writes, a busy wait."""
+    """Foreign keys on (SQLite leaves them off), WAL so readers don't block the notifier's writes, a busy wait,
+    and this process's writers queued (sqlite_writes)."""
     from sqlalchemy import event
 
     engine = db.engine
     if engine.dialect.name != "sqlite":
         return
 
+    @event.listens_for(engine, "do_connect")
+    def queue_writes(_dialect, _record, _cargs, cparams):
+        cparams.setdefault("factory", QueuedWriteConnection)
+
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
