@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import cli, paths
+from .serving import CPUS_HELP
 
 
 def herald_version() -> str:
@@ -61,12 +62,17 @@ herald.add_command(migrations, "db")
               help="Port to listen on; 0 picks a free one.")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 1000), envvar="HERALD_WEB_THREADS",
               show_envvar=True, help="Requests handled at once.")
+@click.option("--cpus", default="one", show_default=True, envvar="HERALD_CPUS", show_envvar=True, help=CPUS_HELP)
 @click.pass_obj
-def serve(info: ScriptInfo, host: str, port: int, threads: int):
+def serve(info: ScriptInfo, host: str, port: int, threads: int, cpus: str):
     """Serve Herald with waitress, the database schema brought up to date first."""
     from . import start_delivery_worker
-    from .serving import create_server, waitress_options
+    from .serving import create_server, format_cpus, keep_to_cpus, waitress_options
 
+    try:
+        pinned = keep_to_cpus(cpus)  # before the app starts any thread, so that each one inherits it
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--cpus' / HERALD_CPUS") from None
     os.environ["HERALD_WEB_THREADS"] = str(threads)  # the app sizes its database pool for this many
     # Before the app is made, so Flask adds no second handler: Herald's, Alembic's and waitress's lines go to stderr
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -83,7 +89,8 @@ def serve(info: ScriptInfo, host: str, port: int, threads: int):
     if app.config["HERALD_RETRY_WORKER"]:
         start_delivery_worker(app)
     shown_host = f"[{server.effective_host}]" if ":" in str(server.effective_host) else server.effective_host
-    click.echo(f"Listening on http://{shown_host}:{server.effective_port} with {threads} threads "
+    on_cpus = f" on CPU {format_cpus(pinned)}" if pinned else ""
+    click.echo(f"Listening on http://{shown_host}:{server.effective_port} with {threads} threads{on_cpus} "
                f"(public address: {app.config['HERALD_BASE_URL']})")
     try:
         server.run()
