@@ -1,13 +1,22 @@
 """Herald's waitress channel (webapp.serving.HeraldChannel) keeps every byte of big and streamed responses flowing,
-while its I/O loop no longer spins on a buffer a task thread is still writing."""
+while its I/O loop no longer spins on a buffer a task thread is still writing; `herald serve` keeps its threads on
+the CPUs HERALD_CPUS names (one by default)."""
+import contextlib
 import hashlib
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
+import pytest
 import requests
 from flask import Flask, Response
 
 from helpers import waitress_server
+from webapp.serving import parse_cpu_list
 
 CHUNK = b"0123456789abcdef" * 4096  # 64 KiB
 CHUNKS = 320  # 20 MiB: far more than a socket buffer, so the loop has to flush while the task still writes
@@ -90,3 +99,82 @@ def test_a_queue_of_waiting_requests_is_logged_once_per_interval_not_once_per_re
     assert [r.status_code for r in with_answers] == [200] * 8
     warnings = [r.getMessage() for r in caplog.records if r.name == "waitress.queue"]
     assert len(warnings) == 1 and warnings[0].startswith("Task queue depth is"), warnings
+
+
+# -- herald serve keeps its threads on one CPU (HERALD_CPUS) ----------------------------------------------------------
+
+needs_two_cpus = pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                                    reason="choosing CPUs needs Linux and at least two CPUs to choose from")
+
+
+@contextlib.contextmanager
+def herald_serve(tmp_path, **env):
+    """`herald serve` in its own process on a fresh data folder; yields (process, base URL, what it printed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "FLASK_"))} | {
+        "HERALD_DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": "serving-tests", **env}
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([str(Path(sys.executable).parent / "herald"), "serve", "--port", "0"],
+                                   env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"Listening on (http://\S+)", log.read_text())):
+            if process.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        yield process, found and found.group(1), log
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(20)
+
+
+def allowed_cpus(pid: int) -> dict[int, str]:
+    """Each thread of the process → the CPUs it may run on, as the kernel lists them (taskset -p shows the same)."""
+    cpus = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        status = (task / "status").read_text()
+        cpus[int(task.name)] = re.search(r"^Cpus_allowed_list:\s*(\S+)", status, re.M).group(1)
+    return cpus
+
+
+@needs_two_cpus
+def test_herald_serve_runs_every_thread_on_one_cpu_and_says_which(tmp_path):
+    one = str(max(os.sched_getaffinity(0)))
+    with herald_serve(tmp_path) as (process, url, log):
+        assert url, log.read_text()
+        for _ in range(3):
+            assert requests.get(url + "/healthz", timeout=5).status_code == 200
+        threads = allowed_cpus(process.pid)
+        assert len(threads) > 8, "waitress's eight threads, its loop and the delivery worker were not all there"
+        assert set(threads.values()) == {one}
+        assert f"with 8 threads on CPU {one} " in log.read_text()
+
+
+@needs_two_cpus
+def test_herald_cpus_all_leaves_the_threads_to_the_system_and_a_list_picks_them(tmp_path):
+    everything = os.sched_getaffinity(0)
+    with herald_serve(tmp_path / "all", HERALD_CPUS="all") as (process, url, log):
+        assert url, log.read_text()
+        assert {frozenset(parse_cpu_list(cpus)) for cpus in allowed_cpus(process.pid).values()} == {
+            frozenset(everything)}
+        assert " on CPU " not in log.read_text()
+    first = str(min(everything))
+    with herald_serve(tmp_path / "list", HERALD_CPUS=first) as (process, url, log):
+        assert url, log.read_text()
+        assert set(allowed_cpus(process.pid).values()) == {first}
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("some", "'some' is not one, all or a CPU list such as 3 or 0-1,4"),
+    ("3-1", "'3-1' is not a range of CPU numbers"),
+    ("4095", "CPU 4095 is not one this process may use"),
+])
+def test_a_cpu_setting_herald_cannot_use_stops_it_with_the_reason(tmp_path, setting, message):
+    if not hasattr(os, "sched_setaffinity"):
+        message = "choosing CPUs needs Linux"
+    with herald_serve(tmp_path, HERALD_CPUS=setting) as (process, url, log):
+        assert process.wait(30) == 2 and url is None
+        output = log.read_text()
+        assert "'--cpus' / HERALD_CPUS" in output and message in output, output
