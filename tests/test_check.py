@@ -171,6 +171,12 @@ def test_unreadable_weak_and_mistyped_settings_are_named(data):
     assert "set HERALD_ENCRYPTION_KEY to the current key first" in finding(
         result, "problem", "SECRET_KEY has 5 characters")
 
+    result = check(HERALD_CPUS="some")
+    assert result.returncode == 1
+    assert "fix: Set HERALD_CPUS to one (the default), all, or CPUs this machine has" in finding(
+        result, "problem", "HERALD_CPUS=some: 'some' is not one, all or a CPU list")
+    assert "HERALD_CPUS" not in check(HERALD_CPUS="all").stdout
+
 
 @pytest.mark.parametrize(("url", "message", "fix"), [
     ("postgres://herald:pw@127.0.0.1/herald", "starts with postgres://", "Write postgresql+psycopg:// instead."),

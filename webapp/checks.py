@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from . import config, paths
 from .extensions import db, mail
+from .serving import chosen_cpus
 
 MIN_KEY_LENGTH = 32
 EXAMPLE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
@@ -98,6 +99,11 @@ def check_configuration(found: Findings, env, data_dir: Path) -> dict | None:
                   "Keep that file with your backups: without it the stored destination secrets cannot be decrypted.")
     if settings["HERALD_ENCRYPTION_KEY"]:
         check_key_strength(found, "HERALD_ENCRYPTION_KEY", settings["HERALD_ENCRYPTION_KEY"])
+    try:
+        chosen_cpus(settings["HERALD_CPUS"])
+    except ValueError as exc:
+        found.add(area, "problem", f"HERALD_CPUS={settings['HERALD_CPUS']}: {exc}; `herald serve` will not start.",
+                  "Set HERALD_CPUS to one (the default), all, or CPUs this machine has, such as 0-1.")
 
     base_url = env.get("HERALD_BASE_URL")
     if not base_url:

@@ -70,6 +70,8 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "HERALD_NOTIFY_WAIT": float(env.get("HERALD_NOTIFY_WAIT") or 3),
         # waitress threads (make run passes the same number); with the senders it sizes the database pool
         "HERALD_WEB_THREADS": int(env.get("HERALD_WEB_THREADS") or 8),
+        # The CPUs `herald serve` keeps its threads on: one, all or a list (webapp/serving.py, chosen_cpus)
+        "HERALD_CPUS": env.get("HERALD_CPUS") or "one",
         "HERALD_RETRY_MAX_ATTEMPTS": int(env.get("HERALD_RETRY_MAX_ATTEMPTS") or 6),
         "HERALD_RETRY_MAX_AGE": float(env.get("HERALD_RETRY_MAX_AGE") or 3600),
         "HERALD_RETRY_BASE_DELAY": float(env.get("HERALD_RETRY_BASE_DELAY") or 2),

@@ -95,7 +95,18 @@ CPUS_HELP = ("CPUs Herald runs on: one (its threads share one CPU), all (as the 
 
 
 def keep_to_cpus(setting: str | None) -> set[int] | None:
-    """Run this process's threads on the CPUs `setting` names; the set in force, or None when left to the system.
+    """Run this process's threads on the CPUs `setting` names (chosen_cpus); the set in force, or None when they
+    are left to the system."""
+    cpus = chosen_cpus(setting)
+    if cpus is not None:
+        # Every thread of the process: those started later inherit it from the one that starts them
+        for task in os.listdir("/proc/self/task"):
+            os.sched_setaffinity(int(task), cpus)
+    return cpus
+
+
+def chosen_cpus(setting: str | None) -> set[int] | None:
+    """The CPUs HERALD_CPUS names, or None for "all"; ValueError when this process cannot run on them.
 
     "one", the default, picks one CPU of those allowed. Herald runs Python on one CPU at a time anyway (the GIL),
     and hands the GIL from thread to thread at every database call and socket operation; spread over several
@@ -114,9 +125,6 @@ def keep_to_cpus(setting: str | None) -> set[int] | None:
     cpus = {max(allowed)} if setting == "one" else parse_cpu_list(setting)
     if not cpus <= allowed:
         raise ValueError(f"CPU {min(cpus - allowed)} is not one this process may use ({format_cpus(allowed)})")
-    # Every thread of the process: those started later inherit it from this one
-    for task in os.listdir("/proc/self/task"):
-        os.sched_setaffinity(int(task), cpus)
     return cpus
 
 
@@ -143,7 +151,7 @@ def main(argv=None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--cpus", default=os.environ.get("HERALD_CPUS", "one"), help=CPUS_HELP)
+    parser.add_argument("--cpus", default=os.environ.get("HERALD_CPUS") or "one", help=CPUS_HELP)
     args = parser.parse_args(argv)
     try:
         keep_to_cpus(args.cpus)
