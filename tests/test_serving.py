@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -164,6 +165,24 @@ def test_herald_cpus_all_leaves_the_threads_to_the_system_and_a_list_picks_them(
     with herald_serve(tmp_path / "list", HERALD_CPUS=first) as (process, url, log):
         assert url, log.read_text()
         assert set(allowed_cpus(process.pid).values()) == {first}
+
+
+@needs_two_cpus
+def test_a_serve_that_cannot_start_leaves_the_callers_cpus_alone(tmp_path):
+    """`herald serve` run inside another process (a test, a script) that fails to start must not pin that process."""
+    from click.testing import CliRunner
+
+    from webapp.main import herald
+
+    before = os.sched_getaffinity(0)
+    (tmp_path / "data").mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = CliRunner().invoke(herald, ["serve", "--port", str(taken.getsockname()[1])], env={
+            "HERALD_DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": "serving-tests", "HERALD_CPUS": "one"})
+    assert result.exit_code == 1 and "Cannot listen on 127.0.0.1:" in result.output, result.output
+    assert os.sched_getaffinity(0) == before
 
 
 @pytest.mark.parametrize("setting, message", [

@@ -67,10 +67,10 @@ herald.add_command(migrations, "db")
 def serve(info: ScriptInfo, host: str, port: int, threads: int, cpus: str):
     """Serve Herald with waitress, the database schema brought up to date first."""
     from . import start_delivery_worker
-    from .serving import create_server, format_cpus, keep_to_cpus, waitress_options
+    from .serving import chosen_cpus, create_server, format_cpus, keep_to_cpus, waitress_options
 
     try:
-        pinned = keep_to_cpus(cpus)  # before the app starts any thread, so that each one inherits it
+        pinned = chosen_cpus(cpus)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--cpus' / HERALD_CPUS") from None
     os.environ["HERALD_WEB_THREADS"] = str(threads)  # the app sizes its database pool for this many
@@ -86,6 +86,7 @@ def serve(info: ScriptInfo, host: str, port: int, threads: int, cpus: str):
                                **waitress_options(app.config))
     except OSError as exc:
         raise click.ClickException(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    keep_to_cpus(pinned)  # once serving is certain (a failed start leaves the caller's process as it was)
     if app.config["HERALD_RETRY_WORKER"]:
         start_delivery_worker(app)
     shown_host = f"[{server.effective_host}]" if ":" in str(server.effective_host) else server.effective_host

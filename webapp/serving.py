@@ -94,15 +94,14 @@ CPUS_HELP = ("CPUs Herald runs on: one (its threads share one CPU), all (as the 
              "such as 3 or 0-1,4.")
 
 
-def keep_to_cpus(setting: str | None) -> set[int] | None:
-    """Run this process's threads on the CPUs `setting` names (chosen_cpus); the set in force, or None when they
-    are left to the system."""
-    cpus = chosen_cpus(setting)
+def keep_to_cpus(cpus: set[int] | None) -> None:
+    """Run every thread of this process on `cpus` (chosen_cpus), those started later too; None changes nothing."""
     if cpus is not None:
-        # Every thread of the process: those started later inherit it from the one that starts them
-        for task in os.listdir("/proc/self/task"):
-            os.sched_setaffinity(int(task), cpus)
-    return cpus
+        for task in os.listdir("/proc/self/task"):  # threads started later inherit it from the one starting them
+            try:
+                os.sched_setaffinity(int(task), cpus)
+            except ProcessLookupError:  # that thread has ended meanwhile
+                pass
 
 
 def chosen_cpus(setting: str | None) -> set[int] | None:
@@ -154,14 +153,16 @@ def main(argv=None) -> None:
     parser.add_argument("--cpus", default=os.environ.get("HERALD_CPUS") or "one", help=CPUS_HELP)
     args = parser.parse_args(argv)
     try:
-        keep_to_cpus(args.cpus)
+        cpus = chosen_cpus(args.cpus)
     except ValueError as exc:
         parser.error(f"--cpus (HERALD_CPUS): {exc}")
 
     from . import create_app
 
     app = create_app()
-    create_server(app, host=args.host, port=args.port, threads=args.threads, **waitress_options(app.config)).run()
+    server = create_server(app, host=args.host, port=args.port, threads=args.threads, **waitress_options(app.config))
+    keep_to_cpus(cpus)
+    server.run()
 
 
 if __name__ == "__main__":
