@@ -132,6 +132,24 @@ def test_body_template_is_the_text_part_and_escaped_in_html(delivery_app, smtp_s
     assert "<b>" not in html
 
 
+def test_each_mail_has_boundaries_of_its_own_that_no_alert_text_can_close(delivery_app, smtp_server, config, ctx,
+                                                                           trigger):
+    """Herald sets each multipart boundary itself (random), instead of the email package's collision check."""
+    first = replace(trigger, description="Not the end:\n--===============herald\n--===============herald--")
+    Email.send(config, first, ctx)
+    Email.send(config, trigger, ctx)
+    boundaries = []
+    for index in (0, 1):
+        _, mail = received(smtp_server, index)
+        assert mail.get_content_type() == "multipart/mixed"
+        boundaries += [part.get_boundary() for part in mail.walk() if part.is_multipart()]
+        assert [part.get_content_type() for part in mail.walk() if not part.is_multipart()] == ["text/plain",
+                                                                                                "text/html"]
+    assert len(set(boundaries)) == 4, boundaries
+    text = received(smtp_server, 0)[1].get_body(("plain",)).get_content()
+    assert "Not the end:\n--===============herald\n--===============herald--" in text.replace("\r\n", "\n")
+
+
 def test_451_is_retryable(delivery_app, smtp_server, config, ctx, trigger):
     smtp_server.reply = "451 4.3.0 try later"
     with pytest.raises(DeliveryError) as failure:

@@ -4,10 +4,12 @@ Flask-Mail 0.10's Connection opens smtplib.SMTP without a timeout, so a server t
 connection and then says nothing would hang the sending worker forever.
 """
 import functools
+import secrets
 import smtplib
 import socket
 import ssl
-from email.headerregistry import Address
+from email import policy
+from email.headerregistry import Address, HeaderRegistry
 from email.utils import parseaddr
 
 from flask import current_app
@@ -18,6 +20,28 @@ from .outbound import OutboundBlocked, open_connection
 from .transport import ERROR_TEXT_LIMIT, DeliveryError
 
 
+class HeaderClasses(HeaderRegistry):
+    """The email package's header registry, keeping the class it makes for each header name.
+
+    HeaderRegistry makes a new class (with type()) for every header it parses or sets, about 20 times a mail
+    and 23 µs each; the class only depends on the name, so one per name serves every mail."""
+
+    def __init__(self):
+        super().__init__()
+        self._made: dict[str, type] = {}
+
+    def __getitem__(self, name):
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
+# email.policy.SMTP, as Flask-Mail sets it, with the registry above
+SMTP_POLICY = policy.SMTP.clone(header_factory=HeaderClasses())
+
+
 class HeraldMessage(Message):
     """A Flask-Mail message whose Subject, From and To headers are written by the email package itself.
 
@@ -25,10 +49,19 @@ class HeraldMessage(Message):
     78 characters, the SMTP policy refolds it and decodes the names without quoting them, so
     `"Doe, Jane" <jane@example.com>` arrives as two broken addresses `Doe` and `Jane <jane@…>`.
     Address objects are quoted and encoded correctly, and a header value can never hold a line break.
+
+    Each multipart part gets a random boundary before the mail is written. Left without one, the generator makes
+    its own and compiles a new regular expression to check that no line of the mail holds it: with the header
+    classes made afresh, that was half of the 2.8 ms of CPU it took to write a mail, during which no other
+    send could run. 128 random bits cannot be guessed into an alert's text.
     """
 
     def _message(self):
-        msg = super()._message()  # its policy is already email.policy.SMTP
+        msg = super()._message()  # Flask-Mail sets email.policy.SMTP; ours is the same with HeaderClasses
+        msg.policy = SMTP_POLICY
+        for part in msg.walk():
+            if part.is_multipart() and part.get_boundary() is None:
+                part.set_boundary(f"===============herald{secrets.token_hex(16)}==")
         for name in ("Subject", "From", "To"):
             del msg[name]
         if self.subject:
