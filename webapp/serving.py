@@ -110,7 +110,7 @@ def chosen_cpus(setting: str | None) -> set[int] | None:
     "one", the default, picks one CPU of those allowed. Herald runs Python on one CPU at a time anyway (the GIL),
     and hands the GIL from thread to thread at every database call and socket operation; spread over several
     CPUs, each hand-over wakes a thread on another CPU, which on a virtual machine is a costly interrupt.
-    Measured with 16 API clients on 2 cores: about a quarter less CPU per state change, and a third more of them
+    Measured with 16 API clients on 2 cores: about a quarter less CPU per state change, and 45 % more of them
     per second (README, Benchmarks). The highest-numbered CPU is taken, as CPU 0 usually serves most interrupts.
     """
     setting = (setting or "one").strip().lower()
