@@ -96,12 +96,17 @@ CPUS_HELP = ("CPUs Herald runs on: one (its threads share one CPU), all (as the 
 
 def keep_to_cpus(cpus: set[int] | None) -> None:
     """Run every thread of this process on `cpus` (chosen_cpus), those started later too; None changes nothing."""
-    if cpus is not None:
-        for task in os.listdir("/proc/self/task"):  # threads started later inherit it from the one starting them
-            try:
-                os.sched_setaffinity(int(task), cpus)
-            except ProcessLookupError:  # that thread has ended meanwhile
-                pass
+    if cpus is None:
+        return
+    try:
+        tasks = [int(task) for task in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: this thread, and those it starts from now on
+        tasks = [0]
+    for task in tasks:  # threads started later inherit it from the one starting them
+        try:
+            os.sched_setaffinity(task, cpus)
+        except ProcessLookupError:  # that thread has ended meanwhile
+            pass
 
 
 def chosen_cpus(setting: str | None) -> set[int] | None:
