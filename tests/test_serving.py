@@ -3,9 +3,9 @@ while its I/O loop no longer spins on a buffer a task thread is still writing; `
 the CPUs HERALD_CPUS names (one by default)."""
 import contextlib
 import hashlib
+import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -167,22 +167,32 @@ def test_herald_cpus_all_leaves_the_threads_to_the_system_and_a_list_picks_them(
         assert set(allowed_cpus(process.pid).values()) == {first}
 
 
+CALLER = """
+import json, os, socket, sys
+from click.testing import CliRunner
+from webapp.main import herald
+before = sorted(os.sched_getaffinity(0))
+with socket.socket() as taken:
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    result = CliRunner().invoke(herald, ["serve", "--port", str(taken.getsockname()[1])], env={
+        "HERALD_DATA_DIR": sys.argv[1], "SECRET_KEY": "serving-tests", "HERALD_CPUS": "one"})
+print(json.dumps({"exit": result.exit_code, "output": result.output, "before": before,
+                  "after": sorted(os.sched_getaffinity(0))}))
+"""
+
+
 @needs_two_cpus
 def test_a_serve_that_cannot_start_leaves_the_callers_cpus_alone(tmp_path):
-    """`herald serve` run inside another process (a test, a script) that fails to start must not pin that process."""
-    from click.testing import CliRunner
+    """`herald serve` run inside another program (a script, a test) that fails to start must not pin that program.
 
-    from webapp.main import herald
-
-    before = os.sched_getaffinity(0)
+    The program is a process of its own here, as this test's would be the one at stake."""
     (tmp_path / "data").mkdir()
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        result = CliRunner().invoke(herald, ["serve", "--port", str(taken.getsockname()[1])], env={
-            "HERALD_DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": "serving-tests", "HERALD_CPUS": "one"})
-    assert result.exit_code == 1 and "Cannot listen on 127.0.0.1:" in result.output, result.output
-    assert os.sched_getaffinity(0) == before
+    ran = subprocess.run([sys.executable, "-c", CALLER, str(tmp_path / "data")], capture_output=True, text=True,
+                         timeout=60)
+    caller = json.loads(ran.stdout or "{}")
+    assert caller.get("exit") == 1 and "Cannot listen on 127.0.0.1:" in caller["output"], ran.stdout + ran.stderr
+    assert caller["after"] == caller["before"] and len(caller["before"]) > 1  # every CPU it had, still
 
 
 @pytest.mark.parametrize("setting, message", [
