@@ -24,12 +24,14 @@ KEY = "0123456789abcdef0123456789abcdef"
 class RawReceiver:
     """A TCP server on loopback that reads each HTTP request and then answers as `behaviour` says:
     'trickle' sends a 200 whose body comes a byte every 0.25 s; 'hang' never answers; 'fast-then-trickle' answers
-    a connection's first request at once and keeps it open, then trickles the next one on it."""
+    a connection's first request at once and keeps it open, then trickles the next one on it; 'ok' answers every
+    request at once. `reads` holds, per request, how many reads it took to arrive whole."""
 
     def __init__(self, behaviour: str):
         self.behaviour = behaviour
         self.requests = 0
         self.connections = 0
+        self.reads: list[int] = []
         self.release = threading.Event()
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -51,21 +53,27 @@ class RawReceiver:
         with connection:
             served_on_this_connection = 0
             while True:
-                data = b""
+                data, reads = b"", 0
                 while b"\r\n\r\n" not in data:
                     chunk = connection.recv(65536)
                     if not chunk:
                         return
                     data += chunk
+                    reads += 1
                 head, _, body = data.partition(b"\r\n\r\n")
                 length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
                                if line.lower().startswith(b"content-length:")), 0)
                 while len(body) < length:
                     body += connection.recv(65536)
+                    reads += 1
                 with self._lock:
                     self.requests += 1
+                    self.reads.append(reads)
                 served_on_this_connection += 1
                 try:
+                    if self.behaviour == "ok":
+                        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+                        continue
                     if self.behaviour == "hang":
                         self.release.wait(60)
                         return
@@ -134,6 +142,18 @@ def test_a_kept_alive_connection_is_ruled_by_the_deadline_of_the_send_it_serves(
     [recovery] = change(served, alert_id, "ok").json()["deliveries"]  # answered within HERALD_NOTIFY_WAIT
     assert vendor.connections == 1 and vendor.requests == 2, (vendor.connections, vendor.requests)
     assert recovery["status"] == "failed" and "deadline" in recovery["error"], recovery
+
+
+def test_a_notification_reaches_the_vendor_in_one_write(served, raw_receiver):
+    """Header block and body in one TCP segment: urllib3 writes them apart, and each write is a segment, a wake-up
+    of the vendor's server and, on a fan-out, CPU taken from the sends still to start."""
+    configure_delivery(served.app, HERALD_NOTIFY_WAIT=10)
+    vendor = raw_receiver("ok")
+    hook = create_destination(served, "Webhook", "webhook", {"url": vendor.url})
+    alert_id = create_alert(served, "Disk full", [hook])
+    for state in ["triggered", "ok"] * 10:
+        assert change(served, alert_id, state).json()["deliveries"][0]["status"] == "sent"
+    assert vendor.requests == 20 and vendor.reads == [1] * 20, vendor.reads
 
 
 def test_32_hanging_destinations_leave_every_page_and_healthz_answering(served, raw_receiver):

@@ -70,7 +70,28 @@ class GuardedConnectionMixin:
 
     def request(self, *args, **kwargs):
         self._watch(current_send())  # a kept-alive connection serves a new send: its deadline rules it now
-        return super().request(*args, **kwargs)
+        # urllib3 writes the header block and then the body, two writes and so two TCP segments (and two wake-ups
+        # of the vendor's server) for a few hundred bytes. Gathered, a notification is one write
+        self._gathered: list[bytes] | None = []
+        try:
+            super().request(*args, **kwargs)
+            gathered, self._gathered = self._gathered, None
+            if gathered:
+                super().send(b"".join(gathered))
+        finally:
+            self._gathered = None
+
+    def send(self, data):
+        gathered = getattr(self, "_gathered", None)
+        if gathered is None:
+            super().send(data)
+        elif isinstance(data, bytes):
+            gathered.append(data)
+        else:  # a file or an iterable: what was gathered goes first, the rest as it comes
+            self._gathered = None
+            if gathered:
+                super().send(b"".join(gathered))
+            super().send(data)
 
     def _watch(self, ctx: "SendContext", opened: socket.socket | None = None) -> None:
         deadline = ctx.deadline
