@@ -285,3 +285,31 @@ def test_every_answer_is_already_recorded_when_it_arrives(served, receivers):
         thread.join(120)
     assert sorted(set(told)) == ["failed", "sent"] and len(told) == 4 * 12 * 2
     assert not mismatches, mismatches[:3]
+
+
+def test_a_change_to_many_destinations_records_each_answer_on_its_own_row(served, receivers):
+    """55 webhooks, more than one INSERT's worth of delivery rows (the rows of a change are written 50 at a time),
+    every third one refusing: each destination's delivery holds its own vendor's answer, in the API's answer
+    and in the log, and the answer lists them by destination name."""
+    import re
+
+    receiver = receivers()
+    receiver.expect_request(re.compile(r"/hook/\d+"), method="POST").respond_with_handler(
+        lambda request: Response("no" if int(request.path.rsplit("/", 1)[1]) % 3 == 0 else "ok",
+                                 status=400 if int(request.path.rsplit("/", 1)[1]) % 3 == 0 else 200))
+    configure_delivery(served.app, HERALD_NOTIFY_WAIT=30)
+    names = {create_destination(served, f"Hook {i:02}", "webhook", {"url": receiver.url_for(f"/hook/{i}")}): i
+             for i in reversed(range(55))}  # created in the reverse of their names' order
+    alert_id = create_alert(served, "Fan-out", list(names))
+    answer = change(served, alert_id, "triggered").json()["deliveries"]
+
+    def expected(index):
+        return ("failed", 400) if index % 3 == 0 else ("sent", 200)
+
+    assert [d["destination_name"] for d in answer] == [f"Hook {i:02}" for i in range(55)]
+    assert [(d["status"], d["status_code"]) for d in answer] == [expected(names[d["destination_id"]]) for d in answer]
+    rows = deliveries()
+    assert len(rows) == 55 and len({row.destination_id for row in rows}) == 55
+    assert all((row.status, row.status_code) == expected(names[row.destination_id]) for row in rows), \
+        [(row.destination_name, row.status, row.status_code) for row in rows]
+    assert {d["delivery_id"]: d["destination_id"] for d in answer} == {row.id: row.destination_id for row in rows}

@@ -266,7 +266,7 @@ class Notifier:
         if not rows:
             return []
         # Core statements built once: the ORM's unit of work costs more than the rest of a change
-        ids = core(_INSERT_DELIVERIES, rows).scalars().all()
+        ids = _insert_deliveries(rows)
         with_refs = [t.id for t in claimed.values() if REGISTRY[t.type].uses_refs]
         refs = {destination_id: dict(data) for destination_id, data in core(
             _REFS_OF, {"alert": alert_id, "destinations": with_refs})} if with_refs else {}
@@ -639,6 +639,34 @@ _RESOLVE_BEHIND = select(exists().where(
     _DELIVERY.c.alert_id == bindparam("alert_id"), _DELIVERY.c.destination_id == bindparam("destination_id"),
     _DELIVERY.c.id > bindparam("after"), _DELIVERY.c.event == "resolve"))
 _INSERT_DELIVERIES = insert(_DELIVERY).returning(_DELIVERY.c.id, sort_by_parameter_order=True)
+ROWS_PER_INSERT = 50  # 18 columns a row: 900 bound values, inside SQLite's oldest limit (999)
+
+
+def _insert_deliveries(rows: list[dict]) -> list[int]:
+    """Insert the change's rows and return their ids, in the rows' order.
+
+    A database does not promise to return the rows of a multi-row INSERT in the order given, so SQLAlchemy keeps
+    the order on SQLite by inserting one row per statement: 12 statements for a fan-out to 12 destinations, 0.6 ms
+    before its first send could start. Here each statement inserts up to ROWS_PER_INSERT rows and returns each id
+    with its destination, which is another one for every row of a change."""
+    destinations = [row["destination_id"] for row in rows]
+    if len(rows) == 1 or None in destinations or len(set(destinations)) != len(rows):
+        return core(_INSERT_DELIVERIES, rows).scalars().all()
+    ids = {}
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start:start + ROWS_PER_INSERT]
+        parameters = {f"{key}_{i}": value for i, row in enumerate(chunk) for key, value in row.items()}
+        ids.update(core(_insert_rows(tuple(chunk[0]), len(chunk)), parameters).all())
+    return [ids[destination_id] for destination_id in destinations]
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_rows(columns: tuple[str, ...], count: int):
+    """INSERT INTO delivery (columns) VALUES (…) × count RETURNING destination_id, id: a bound value per cell."""
+    return (insert(_DELIVERY)
+            .values([{name: bindparam(f"{name}_{i}", type_=_DELIVERY.c[name].type) for name in columns}
+                     for i in range(count)])
+            .returning(_DELIVERY.c.destination_id, _DELIVERY.c.id))
 _NEXT_IN_LINE = (select(_DELIVERY.c.id)
                  .where(_DELIVERY.c.alert_id == bindparam("alert_id"),
                         _DELIVERY.c.destination_id == bindparam("destination_id"),
