@@ -5,6 +5,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 
@@ -24,7 +25,18 @@ def content_security_policy(htmx_cdn_url: str | None) -> str:
     ])
 
 
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, which builds its signer on every request to read a cookie; a request without
+    cookies (every API call, which signs in with a token) gets the empty session straight away, as it would anyway."""
+
+    def open_session(self, app, request):
+        if "HTTP_COOKIE" not in request.environ and app.secret_key:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app, htmx_cdn_url: str):
+    app.session_interface = SessionCookies()
     if app.config["HERALD_PROXY_COUNT"]:
         n = app.config["HERALD_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)

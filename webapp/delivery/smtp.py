@@ -38,8 +38,27 @@ class HeaderClasses(HeaderRegistry):
         return made
 
 
+class ParseOncePolicy(policy.EmailPolicy):
+    """email.policy.EmailPolicy, parsing a stored header value once however often it is read.
+
+    The parts Flask-Mail builds store their headers as plain strings, and this policy parses a string anew at every
+    read: writing one mail read the top part's Content-Type about ten times (its type, subtype, boundary...), each
+    a run of the email package's header parser. A parsed header is immutable, so one object serves every read of
+    the same name and value; what is written is untouched (the generator writes the stored values)."""
+
+    def header_fetch_parse(self, name, value):
+        if hasattr(value, "name"):
+            return value
+        return _parsed_header(self, name, value)
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed_header(fetching: policy.EmailPolicy, name: str, value: str):
+    return policy.EmailPolicy.header_fetch_parse(fetching, name, value)
+
+
 # email.policy.SMTP, as Flask-Mail sets it, with the registry above
-SMTP_POLICY = policy.SMTP.clone(header_factory=HeaderClasses())
+SMTP_POLICY = ParseOncePolicy(**{**policy.SMTP.__dict__, "header_factory": HeaderClasses()})
 
 
 class HeraldMessage(Message):
