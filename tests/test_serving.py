@@ -72,6 +72,29 @@ def test_many_clients_on_kept_alive_connections_all_get_their_own_answers():
     assert errors == [] and len(answers) == 8 * 40
 
 
+def test_a_small_answer_arrives_in_one_read():
+    """Header block and body in one write: waitress wrote them apart, and the client woke up for each."""
+    import socket
+
+    with waitress_server(streaming_app()) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            reads = []
+            for n in range(20):
+                client.sendall(f"GET /small/{n} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                data, count = b"", 0
+                while True:
+                    data += client.recv(65536)
+                    count += 1
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    length = re.search(rb"(?i)content-length: (\d+)", head)
+                    if length and len(body) >= int(length.group(1)):
+                        break
+                assert json.loads(body) == {"n": n}
+                reads.append(count)
+    assert reads == [1] * 20, reads
+
+
 def test_a_queue_of_waiting_requests_is_logged_once_per_interval_not_once_per_request(caplog):
     """waitress warns "Task queue depth" for every request that finds its threads busy; Herald passes one such
     warning per interval on, saying how many it left out."""

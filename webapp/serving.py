@@ -66,8 +66,30 @@ class QueueDepthLog:
         self.logger.warning(message, *args)
 
 
+GATHER_LIMIT = 64 * 1024  # a first body chunk up to this size goes out with the header block; bigger ones after it
+
+
 def _herald_channel():
     from waitress.channel import HTTPChannel
+    from waitress.task import WSGITask
+
+    class HeraldTask(WSGITask):
+        """waitress's task, sending a response's header block and its first body chunk in one write.
+
+        waitress sends each as it comes: a small JSON answer left as two TCP segments, and the client woke up
+        for each."""
+
+        def write(self, data):
+            if self.wrote_header or not isinstance(data, bytes) or len(data) > GATHER_LIMIT:
+                return super().write(data)
+            channel = self.channel
+            channel.gathered = gathered = []
+            try:
+                super().write(data)
+            finally:
+                channel.gathered = None
+            if gathered:
+                channel.write_soon(b"".join(gathered))
 
     class HeraldChannel(HTTPChannel):
         """waitress's channel, without the spin of its I/O thread while a task thread writes.
@@ -79,6 +101,15 @@ def _herald_channel():
         flushes what it wrote, and each of its paths that leaves data behind (a full socket, the high-water
         mark, the end of the task) pulls the trigger after releasing the lock, which wakes the loop again.
         """
+
+        task_class = HeraldTask
+        gathered: list[bytes] | None = None  # while HeraldTask.write runs: what it writes, sent once it is done
+
+        def write_soon(self, data):
+            if self.gathered is not None:
+                self.gathered.append(data)
+                return len(data)
+            return super().write_soon(data)
 
         def writable(self):
             if self.requests and not self.will_close and not self.close_when_flushed:
