@@ -191,23 +191,26 @@ def test_herald_cpus_all_leaves_the_threads_to_the_system_and_a_list_picks_them(
 
 
 CALLER = """
-import json, os, socket, sys
+import json, os, socket, sys, threading
 from click.testing import CliRunner
 from webapp.main import herald
 before = sorted(os.sched_getaffinity(0))
+threads_before = sorted(t.name for t in threading.enumerate())
 with socket.socket() as taken:
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     result = CliRunner().invoke(herald, ["serve", "--port", str(taken.getsockname()[1])], env={
         "HERALD_DATA_DIR": sys.argv[1], "SECRET_KEY": "serving-tests", "HERALD_CPUS": "one"})
 print(json.dumps({"exit": result.exit_code, "output": result.output, "before": before,
-                  "after": sorted(os.sched_getaffinity(0))}))
+                  "after": sorted(os.sched_getaffinity(0)), "threads_before": threads_before,
+                  "threads_after": sorted(t.name for t in threading.enumerate())}))
 """
 
 
 @needs_two_cpus
-def test_a_serve_that_cannot_start_leaves_the_callers_cpus_alone(tmp_path):
-    """`herald serve` run inside another program (a script, a test) that fails to start must not pin that program.
+def test_a_serve_that_cannot_start_leaves_the_callers_cpus_and_threads_alone(tmp_path):
+    """`herald serve` run inside another program (a script, a test) that fails to start must not pin that program,
+    nor leave it waitress's task threads (waitress starts them before it binds, and left them running).
 
     The program is a process of its own here, as this test's would be the one at stake."""
     (tmp_path / "data").mkdir()
@@ -216,6 +219,7 @@ def test_a_serve_that_cannot_start_leaves_the_callers_cpus_alone(tmp_path):
     caller = json.loads(ran.stdout or "{}")
     assert caller.get("exit") == 1 and "Cannot listen on 127.0.0.1:" in caller["output"], ran.stdout + ran.stderr
     assert caller["after"] == caller["before"] and len(caller["before"]) > 1  # every CPU it had, still
+    assert caller["threads_after"] == caller["threads_before"]
 
 
 @pytest.mark.parametrize("setting, message", [

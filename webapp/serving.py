@@ -34,8 +34,17 @@ def waitress_options(config) -> dict:
 def create_server(app, **options):
     """waitress.create_server() with Herald's channel (HeraldChannel); waitress_options() gives Herald's options."""
     import waitress
+    from waitress.task import ThreadedTaskDispatcher
 
-    server = waitress.create_server(app, **options)
+    # waitress starts its task threads before it binds, and a bind that fails left them running in the caller;
+    # with the dispatcher in hand they are stopped again
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(int(options.get("threads", 4)))
+    try:
+        server = waitress.create_server(app, _dispatcher=dispatcher, **options)
+    except BaseException:
+        dispatcher.shutdown(timeout=5)
+        raise
     server.channel_class = _herald_channel()
     server.task_dispatcher.queue_logger = QueueDepthLog(server.task_dispatcher.queue_logger)
     return server
