@@ -93,10 +93,11 @@ def start_delivery_worker(app: Flask) -> Worker:
     """Start this process's delivery worker (once); it is kept on app.extensions for health checks."""
     worker = app.extensions.get("herald_delivery_worker")
     if worker is None or not worker.is_alive():
+        from .delivery.retention import DeliveryPruner
         from .sources.heartbeats import check_heartbeats
 
         worker = Worker(app, get_notifier(app), app.config["HERALD_RETRY_POLL_SECONDS"],
-                        periodic=(alerts.renotify_due, check_heartbeats)).start()
+                        periodic=(alerts.renotify_due, check_heartbeats, DeliveryPruner())).start()
         app.extensions["herald_delivery_worker"] = worker
     return worker
 

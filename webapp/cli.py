@@ -37,6 +37,27 @@ def retry_due():
     click.echo(f"Tried {tried} due deliver{'y' if tried == 1 else 'ies'}.")
 
 
+@deliveries.command("prune")
+def prune_old():
+    """Delete finished deliveries older than HERALD_DELIVERY_RETENTION_DAYS (the worker also does, every 10 min)."""
+    from datetime import timedelta
+
+    from .dbtypes import utcnow
+    from .delivery.retention import BATCH, BATCHES_PER_PASS, prune
+
+    days = float(current_app.config["HERALD_DELIVERY_RETENTION_DAYS"])
+    if days <= 0:
+        click.echo("HERALD_DELIVERY_RETENTION_DAYS is 0: every delivery is kept.")
+        return
+    cutoff, total = utcnow() - timedelta(days=days), 0
+    while True:
+        removed = prune(cutoff)
+        total += removed
+        if removed < BATCH * BATCHES_PER_PASS:
+            break
+    click.echo(f"Removed {total} finished deliver{'y' if total == 1 else 'ies'} older than {days:g} days.")
+
+
 @commands.command("export")
 @click.option("--output", "-o", type=click.File("w"), default="-", help="File to write (default: stdout).")
 @click.option("--with-secrets", is_flag=True, help="Include secrets in plain text. Keep such a file safe.")

@@ -78,6 +78,8 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "HERALD_RETRY_MAX_DELAY": float(env.get("HERALD_RETRY_MAX_DELAY") or 300),
         "HERALD_RETRY_POLL_SECONDS": float(env.get("HERALD_RETRY_POLL_SECONDS") or 5),
         "HERALD_RETRY_WORKER": _bool(env.get("HERALD_RETRY_WORKER"), True),
+        # Finished deliveries older than this leave the log (the worker prunes them); 0 keeps them all
+        "HERALD_DELIVERY_RETENTION_DAYS": float(env.get("HERALD_DELIVERY_RETENTION_DAYS") or 90),
         # A send in progress is another process's for HERALD_SEND_DEADLINE + this; after that it is orphaned
         "HERALD_LEASE_GRACE_SECONDS": float(env.get("HERALD_LEASE_GRACE_SECONDS") or 30),
         "HERALD_BLOCK_PRIVATE_DESTINATIONS": _bool(env.get("HERALD_BLOCK_PRIVATE_DESTINATIONS")),
