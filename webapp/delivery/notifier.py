@@ -818,11 +818,20 @@ def _claimable(now: datetime) -> tuple:
 
 def _upsert_refs(conn, destination_id: int, alert_id: int, data: dict, now: datetime) -> None:
     """One statement, so two writers can never both insert (get-then-insert would race)."""
-    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(DeliveryRef).values(destination_id=destination_id, alert_id=alert_id, data=data, updated_at=now)
-    conn.execute(statement.on_conflict_do_update(
+    prepared.execute(conn, _upsert_refs_statement(conn.dialect.name),
+                     {"ref_destination": destination_id, "ref_alert": alert_id, "ref_data": data, "moment": now})
+
+
+@functools.cache
+def _upsert_refs_statement(dialect_name: str):
+    """Built once per dialect: building it (its `excluded` alias most of all) cost more than running it."""
+    insert = postgresql_insert if dialect_name == "postgresql" else sqlite_insert
+    statement = insert(_REFS).values(destination_id=bindparam("ref_destination"), alert_id=bindparam("ref_alert"),
+                                     data=bindparam("ref_data", type_=_REFS.c.data.type),
+                                     updated_at=bindparam("moment", type_=_REFS.c.updated_at.type))
+    return statement.on_conflict_do_update(
         index_elements=["destination_id", "alert_id"],
-        set_={"data": statement.excluded.data, "updated_at": statement.excluded.updated_at}))
+        set_={"data": statement.excluded.data, "updated_at": statement.excluded.updated_at})
 
 
 def get_notifier(app) -> Notifier:
