@@ -159,7 +159,7 @@ def test_a_key_file_others_can_read_is_a_problem(data, tmp_path):
     assert f"fix: chmod 600 {key_file}" in finding(result, "problem", "can be read by other users")
 
 
-def test_unreadable_weak_and_mistyped_settings_are_named(data):
+def test_unreadable_weak_and_mistyped_settings_are_named(data, tmp_path):
     result = check(MAIL_PORT="twenty-five")
     assert result.returncode == 1
     assert "fix: Correct MAIL_PORT, or unset it" in finding(result, "problem", "MAIL_PORT='twenty-five' cannot be used")
@@ -176,6 +176,14 @@ def test_unreadable_weak_and_mistyped_settings_are_named(data):
     assert "fix: Set HERALD_CPUS to one (the default), all, or CPUs this machine has" in finding(
         result, "problem", "HERALD_CPUS=some: 'some' is not one, all or a CPU list")
     assert "HERALD_CPUS" not in check(HERALD_CPUS="all").stdout
+
+    result = check(HERALD_CA_BUNDLE="/nonexistent/internal-ca.pem")
+    assert result.returncode == 1
+    assert "fix: Point it at a PEM file this user may read" in finding(
+        result, "problem", "HERALD_CA_BUNDLE=/nonexistent/internal-ca.pem cannot be read")
+    bundle = tmp_path / "internal-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")  # readable is all the check asks; the send reads it
+    assert "HERALD_CA_BUNDLE" not in check(HERALD_CA_BUNDLE=str(bundle)).stdout
 
 
 @pytest.mark.parametrize(("url", "message", "fix"), [

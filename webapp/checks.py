@@ -104,6 +104,10 @@ def check_configuration(found: Findings, env, data_dir: Path) -> dict | None:
     except ValueError as exc:
         found.add(area, "problem", f"HERALD_CPUS={settings['HERALD_CPUS']}: {exc}; `herald serve` will not start.",
                   "Set HERALD_CPUS to one (the default), all, or CPUs this machine has, such as 0-1.")
+    bundle = settings["HERALD_CA_BUNDLE"]
+    if bundle and not os.access(bundle, os.R_OK):
+        found.add(area, "problem", f"HERALD_CA_BUNDLE={bundle} cannot be read: every HTTPS destination will fail.",
+                  "Point it at a PEM file this user may read, e.g. /etc/ssl/certs/ca-certificates.crt.")
 
     base_url = env.get("HERALD_BASE_URL")
     if not base_url:

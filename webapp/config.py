@@ -83,6 +83,9 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         # A send in progress is another process's for HERALD_SEND_DEADLINE + this; after that it is orphaned
         "HERALD_LEASE_GRACE_SECONDS": float(env.get("HERALD_LEASE_GRACE_SECONDS") or 30),
         "HERALD_BLOCK_PRIVATE_DESTINATIONS": _bool(env.get("HERALD_BLOCK_PRIVATE_DESTINATIONS")),
+        # A PEM file of the CAs HTTPS destinations are checked against (e.g. the system's, with an internal CA);
+        # empty: the bundle requests ships (certifi)
+        "HERALD_CA_BUNDLE": env.get("HERALD_CA_BUNDLE") or "",
         # How many reverse proxies in front set X-Forwarded-For/-Proto (0: none, trust no such header)
         "HERALD_PROXY_COUNT": int(env.get("HERALD_PROXY_COUNT") or 0),
         # The proxy's address, whose X-Forwarded-* headers waitress trusts ("*": any peer; see webapp/serving.py)

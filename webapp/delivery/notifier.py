@@ -71,6 +71,7 @@ class NotifierSettings:
     policy: RetryPolicy = RetryPolicy()
     block_private: bool = False
     lease_grace: float = 30.0
+    ca_bundle: str | None = None
 
     @property
     def lease(self) -> timedelta:
@@ -84,6 +85,7 @@ class NotifierSettings:
             deadline=float(config["HERALD_SEND_DEADLINE"]),
             workers=int(config["HERALD_NOTIFY_WORKERS"]),
             block_private=bool(config["HERALD_BLOCK_PRIVATE_DESTINATIONS"]),
+            ca_bundle=config.get("HERALD_CA_BUNDLE") or None,
             lease_grace=float(config["HERALD_LEASE_GRACE_SECONDS"]),
             policy=RetryPolicy(
                 max_attempts=int(config["HERALD_RETRY_MAX_ATTEMPTS"]),
@@ -522,7 +524,8 @@ class Notifier:
         dtype = job.dtype
         secrets = _redactions(dtype, job.config)
         ctx = SendContext(timeout=self.settings.timeout, deadline_seconds=self.settings.deadline, refs=dict(job.refs),
-                          block_private=self.settings.block_private, attempt=job.attempt)
+                          block_private=self.settings.block_private, attempt=job.attempt,
+                          ca_bundle=self.settings.ca_bundle)
         started = time.monotonic()
         try:
             result: SendResult = dtype.send(job.config, job.notification, ctx)

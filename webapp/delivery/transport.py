@@ -158,6 +158,8 @@ class SendContext:
     timeout: float = 10.0
     refs: dict = field(default_factory=dict)
     block_private: bool = False  # HERALD_BLOCK_PRIVATE_DESTINATIONS
+    # HERALD_CA_BUNDLE: the PEM file HTTPS vendors' certificates are checked against; None, requests' own (certifi)
+    ca_bundle: str | None = None
     # 1 for a delivery's first attempt; a later attempt may follow one whose outcome is unknown (a timeout), so
     # vendors that create things look for what an earlier attempt may have created before creating it again
     attempt: int = 1
@@ -240,7 +242,7 @@ def request(ctx: SendContext, method: str, url: str, **kwargs) -> requests.Respo
         ctx.remember_credentials(prepared)
         _CURRENT.ctx = ctx
         try:
-            response = ctx.adapter.send(prepared, timeout=ctx.deadline.timeout(ctx.timeout))
+            response = ctx.adapter.send(prepared, timeout=ctx.deadline.timeout(ctx.timeout), verify=ctx.ca_bundle or True)
             response.content  # noqa: B018  (the whole body, read inside the deadline as Session.send would)
         finally:
             _CURRENT.ctx = None
@@ -258,6 +260,8 @@ def request(ctx: SendContext, method: str, url: str, **kwargs) -> requests.Respo
         raise DeliveryError(f"The request failed: {_root_cause(exc)}") from None
     except ValueError as exc:  # an URL requests cannot prepare
         raise DeliveryError(f"The request failed: {_root_cause(exc)}") from None
+    except OSError as exc:  # what requests raises itself, not through urllib3: an unreadable CA bundle
+        raise DeliveryError(f"The request failed: {exc}") from None
     return response
 
 
