@@ -27,6 +27,18 @@ def persistent_secret_key(instance_path: str) -> str:
     return key
 
 
+MAX_RETENTION_DAYS = 36500
+
+
+def retention_days(raw: str | None) -> float:
+    """HERALD_DELIVERY_RETENTION_DAYS: 90 unset, 0 keeps everything. Refused outside 0 to 100 years: a negative
+    number would silently keep everything, and inf, nan or a huge one made every pruning pass raise."""
+    days = float(raw or 90)
+    if not 0 <= days <= MAX_RETENTION_DAYS:  # also false for nan
+        raise ValueError(f"must be a number of days from 0 (keep every delivery) to {MAX_RETENTION_DAYS}")
+    return days
+
+
 def default_sender(base_url: str | None) -> str:
     """Herald <herald@host> for the host Herald is reached at; a bare IP or a dotless name uses herald.localdomain."""
     import ipaddress
@@ -79,7 +91,7 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "HERALD_RETRY_POLL_SECONDS": float(env.get("HERALD_RETRY_POLL_SECONDS") or 5),
         "HERALD_RETRY_WORKER": _bool(env.get("HERALD_RETRY_WORKER"), True),
         # Finished deliveries older than this leave the log (the worker prunes them); 0 keeps them all
-        "HERALD_DELIVERY_RETENTION_DAYS": float(env.get("HERALD_DELIVERY_RETENTION_DAYS") or 90),
+        "HERALD_DELIVERY_RETENTION_DAYS": retention_days(env.get("HERALD_DELIVERY_RETENTION_DAYS")),
         # A send in progress is another process's for HERALD_SEND_DEADLINE + this; after that it is orphaned
         "HERALD_LEASE_GRACE_SECONDS": float(env.get("HERALD_LEASE_GRACE_SECONDS") or 30),
         "HERALD_BLOCK_PRIVATE_DESTINATIONS": _bool(env.get("HERALD_BLOCK_PRIVATE_DESTINATIONS")),
