@@ -459,6 +459,9 @@ class Notifier:
                         if self._record(job, outcome) and result.attempted == 1:
                             result.first = outcome.as_dict(job)
                             first.set_result(result.first)
+                            # Let the caller waiting for it answer now, before this thread's bookkeeping: on the
+                            # one CPU Herald keeps to, the woken thread would otherwise wait for this one to block
+                            os.sched_yield()
                         delivery_id, token, job = self._next_in_line(job, outcome), None, None
                     except Exception:  # a bug or a database fault must not stop the pool; the lease expires
                         log.exception("delivery %s: unexpected error", delivery_id)
