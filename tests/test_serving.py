@@ -1,6 +1,7 @@
 """Herald's waitress channel (webapp.serving.HeraldChannel) keeps every byte of big and streamed responses flowing,
-while its I/O loop no longer spins on a buffer a task thread is still writing; `herald serve` keeps its threads on
-the CPUs HERALD_CPUS names (one by default)."""
+while its I/O loop no longer spins on a buffer a task thread is still writing; Herald's answers (EarlyResponse)
+reach the client before the request is torn down; `herald serve` keeps its threads on the CPUs HERALD_CPUS names
+(one by default)."""
 import contextlib
 import hashlib
 import json
@@ -17,14 +18,15 @@ import requests
 from flask import Flask, Response
 
 from helpers import waitress_server
-from webapp.serving import parse_cpu_list
+from webapp.serving import EarlyResponse, parse_cpu_list
 
 CHUNK = b"0123456789abcdef" * 4096  # 64 KiB
 CHUNKS = 320  # 20 MiB: far more than a socket buffer, so the loop has to flush while the task still writes
 
 
-def streaming_app() -> Flask:
+def streaming_app(response_class=Response) -> Flask:
     app = Flask(__name__)
+    app.response_class = response_class
 
     @app.get("/stream")
     def stream():
@@ -51,7 +53,8 @@ def test_a_streamed_response_bigger_than_any_buffer_arrives_whole():
         assert digest.hexdigest() == expected
 
 
-def test_many_clients_on_kept_alive_connections_all_get_their_own_answers():
+@pytest.mark.parametrize("response_class", [Response, EarlyResponse])
+def test_many_clients_on_kept_alive_connections_all_get_their_own_answers(response_class):
     answers, errors = {}, []
 
     def client(k):
@@ -63,7 +66,7 @@ def test_many_clients_on_kept_alive_connections_all_get_their_own_answers():
                     errors.append((n, got))
                 answers[n] = got
 
-    with waitress_server(streaming_app()) as url:
+    with waitress_server(streaming_app(response_class)) as url:
         threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
         for thread in threads:
             thread.start()
@@ -72,11 +75,12 @@ def test_many_clients_on_kept_alive_connections_all_get_their_own_answers():
     assert errors == [] and len(answers) == 8 * 40
 
 
-def test_a_small_answer_arrives_in_one_read():
+@pytest.mark.parametrize("response_class", [Response, EarlyResponse])
+def test_a_small_answer_arrives_in_one_read(response_class):
     """Header block and body in one write: waitress wrote them apart, and the client woke up for each."""
     import socket
 
-    with waitress_server(streaming_app()) as url:
+    with waitress_server(streaming_app(response_class)) as url:
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as client:
             reads = []
@@ -93,6 +97,45 @@ def test_a_small_answer_arrives_in_one_read():
                 assert json.loads(body) == {"n": n}
                 reads.append(count)
     assert reads == [1] * 20, reads
+
+
+def test_the_answer_reaches_the_client_before_the_request_is_torn_down():
+    """The teardown (here: one that waits until the client has its answer) no longer holds the answer back."""
+    answered, torn_down = threading.Event(), threading.Event()
+    app = streaming_app(EarlyResponse)
+
+    @app.teardown_request
+    def wait_for_the_client(_exc):
+        answered.wait(10)  # without the early write the client waits for this, and gives up first
+        torn_down.set()
+
+    with waitress_server(app) as url:
+        response = requests.get(url + "/small/7", timeout=5)
+        answered.set()
+        assert response.json() == {"n": 7}
+        assert torn_down.wait(10)
+
+
+def test_early_answers_keep_head_empty_bodies_and_big_bodies_right():
+    app = streaming_app(EarlyResponse)
+    big = b"x" * (3 * 64 * 1024)
+
+    @app.get("/nothing")
+    def nothing():
+        return "", 204
+
+    @app.get("/big")
+    def big_body():
+        return Response(big, mimetype="application/octet-stream")
+
+    with waitress_server(app) as url, requests.Session() as session:  # one kept-alive connection for them all
+        head = session.head(url + "/small/3", timeout=5)
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["Content-Length"]) == len(session.get(url + "/small/3", timeout=5).content)
+        empty = session.get(url + "/nothing", timeout=5)
+        assert empty.status_code == 204 and empty.content == b""
+        assert session.get(url + "/big", timeout=5).content == big
+        assert session.get(url + "/small/4", timeout=5).json() == {"n": 4}
 
 
 def test_a_queue_of_waiting_requests_is_logged_once_per_interval_not_once_per_request(caplog):

@@ -8,6 +8,7 @@ from . import alerts, config, paths
 from .delivery.notifier import get_notifier
 from .delivery.worker import Worker
 from .extensions import csrf, db, login_manager, mail, migrate
+from .serving import EarlyResponse
 from .sqlite_writes import BUSY_TIMEOUT_SECONDS, QueuedWriteConnection
 
 ROOT = paths.RESOURCES  # holds templates/, static/ and migrations/: the checkout, or the installed package
@@ -45,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
+    app.response_class = EarlyResponse
     Path(app.instance_path).mkdir(mode=0o700, parents=True, exist_ok=True)  # the database and the key: ours alone
     app.config.from_mapping(config.from_environment(app.instance_path))
     if test_config:

@@ -10,6 +10,8 @@ import os
 import threading
 import time
 
+from flask import Response
+
 PROXY_HEADERS = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port"}
 
 
@@ -76,6 +78,33 @@ class QueueDepthLog:
 
 
 GATHER_LIMIT = 64 * 1024  # a first body chunk up to this size goes out with the header block; bigger ones after it
+# Set in the WSGI environ by Herald's waitress task: its start_response returns a write callable that sends at once
+EARLY_WRITE = "herald.early_write"
+
+
+class EarlyResponse(Response):
+    """Flask's response, sent as soon as Flask hands it to the server when the server can take it then.
+
+    Flask tears a request down (the database session closed, its contexts popped, their signals sent) after the
+    view has answered but before the server writes the answer: the client waited for the cleanup too. Under
+    Herald's waitress task a buffered body goes out through start_response's write callable as soon as Flask
+    calls the response, and the teardown runs while the client reads it. Streamed and large bodies, and other
+    servers (the test client, `make dev`), are left to the server as before."""
+
+    def __call__(self, environ, start_response):
+        if not environ.get(EARLY_WRITE) or not self.is_sequence:
+            return super().__call__(environ, start_response)
+        app_iter, status, headers = self.get_wsgi_response(environ)
+        try:
+            body = b"".join(app_iter)
+        finally:
+            if hasattr(app_iter, "close"):
+                app_iter.close()
+        if len(body) > GATHER_LIMIT:
+            start_response(status, headers)
+            return [body]
+        start_response(status, headers)(body)  # the header block and the body in one write (HeraldTask)
+        return []
 
 
 def _herald_channel():
@@ -87,6 +116,11 @@ def _herald_channel():
 
         waitress sends each as it comes: a small JSON answer left as two TCP segments, and the client woke up
         for each."""
+
+        def get_environment(self):
+            environ = super().get_environment()
+            environ[EARLY_WRITE] = True
+            return environ
 
         def write(self, data):
             if self.wrote_header or not isinstance(data, bytes) or len(data) > GATHER_LIMIT:
