@@ -1,6 +1,6 @@
-"""A state change, and the worker's pass over due retries, cost the same work on an alert with a long delivery
-history as on a new one: the outbox's queries find a pair's waiting deliveries by index, never by reading the pair's
-whole history.
+"""A state change, the worker's pass over due retries, and the alert's page cost the same work on an alert with a
+long history as on a new one: the outbox's queries find a pair's waiting deliveries by index, never by reading the
+pair's whole history, and the page reads the newest entries it shows, not every entry ever made.
 
 The work is counted, not timed: SQLite calls a progress handler every 10 virtual-machine instructions, on every
 connection of the served app. A query that reads every earlier delivery of the pair runs thousands more of them.
@@ -15,7 +15,7 @@ from sqlalchemy import event, insert
 from .test_outbox import change, create_alert, create_destination
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
-from webapp.models import Delivery
+from webapp.models import AlertStateChange, Delivery
 
 HISTORY = 5000  # earlier deliveries of the old alert to the same destination, all of them long done
 
@@ -123,3 +123,43 @@ def test_the_workers_pass_costs_the_same_on_an_alert_with_a_long_history(served,
     on_new, on_old = cost(new), cost(old)
     assert on_old < on_new * 1.3 + 5, (f"five passes over a row waiting on an alert with {HISTORY} earlier "
                                        f"deliveries ran {on_old}0 SQLite instructions, against {on_new}0 on a new alert")
+
+
+def add_state_history(alert_id: int, count: int) -> None:
+    """`count` old entries of the alert's history (a re-armed alert makes one at every re-notification)."""
+    now = utcnow() - timedelta(days=30)
+    db.session.execute(insert(AlertStateChange), [
+        dict(alert_id=alert_id, from_state="triggered", to_state="triggered", source="rearm", notified=1,
+             note=f"Re-notification {i}", created_at=now + timedelta(seconds=i)) for i in range(count)])
+    db.session.commit()
+
+
+def test_the_alert_page_costs_the_same_on_an_alert_with_a_long_history(served, work):
+    """The page and the deliveries fragment its htmx polling fetches show the newest 50 entries of the history."""
+    import requests
+
+    from helpers import ADMIN_EMAIL, ADMIN_PASSWORD
+
+    hook = create_destination(served, "Hook", "webhook", {"url": "http://127.0.0.1:9/hook"})
+    new, old = create_alert(served, "New", [hook]), create_alert(served, "Old", [hook])
+    add_state_history(old, HISTORY)
+    add_state_history(new, 60)  # both pages show 50 entries; one alert has made 60, the other 5000
+    browser = requests.Session()
+    signed_in = browser.post(served.url + "/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+                             allow_redirects=False, timeout=30)
+    assert signed_in.status_code == 302, signed_in.text
+
+    def cost(alert_id: int) -> int:
+        work()
+        for path in (f"/alerts/{alert_id}", f"/alerts/{alert_id}/deliveries"):
+            response = browser.get(served.url + path, timeout=30)
+            assert response.status_code == 200, response.text
+        return work()
+
+    cost(new), cost(old)
+    on_new, on_old = cost(new), cost(old)
+    shown = browser.get(served.url + f"/alerts/{old}", timeout=30).text
+    assert f"Re-notification {HISTORY - 1}<" in shown and f"Re-notification {HISTORY - 50}<" in shown
+    assert f"Re-notification {HISTORY - 51}<" not in shown
+    assert on_old < on_new * 1.3 + 5, (f"the page and its fragment of an alert with {HISTORY} history entries ran "
+                                       f"{on_old}0 SQLite instructions, against {on_new}0 for one with 60")

@@ -27,7 +27,10 @@ def _live_context(alert: Alert, result=None) -> dict:
     deliveries = db.session.scalars(
         select(Delivery).where(Delivery.alert_id == alert.id, Delivery.event != "test").order_by(Delivery.id.desc()).limit(50)
     ).all()
-    history = alert.history[:50]
+    # The newest 50 by query: alert.history loads every entry ever made (one per re-notification of a re-armed
+    # alert), and this runs at every poll of the page's deliveries
+    history = db.session.scalars(select(AlertStateChange).where(AlertStateChange.alert_id == alert.id)
+                                 .order_by(AlertStateChange.id.desc()).limit(50)).all()
     return {"alert": alert, "result": result, "deliveries": deliveries, "history": history,
             "delivery_groups": group_by_change(deliveries, history)}
 
