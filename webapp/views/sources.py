@@ -1,10 +1,11 @@
 """Settings → Alert sources: list, create, edit, rotate the inbound URL, delete. Thin: webapp.sources.service."""
 from flask import Blueprint, flash, redirect, request, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..extensions import db
 from ..htmx import is_htmx, render
 from ..json_input import InvalidInput
+from ..models import Alert
 from ..sources import service
 from ..sources.models import Source
 from .auth import admin_required
@@ -16,13 +17,17 @@ def _get(source_id: int) -> Source:
     return db.get_or_404(Source, source_id)
 
 
-def _sources():
-    return db.session.scalars(select(Source).order_by(Source.name)).all()
+def _listed() -> dict:
+    """The list's sources, and how many alerts each has made: counted, as a source's alerts grow without end (one
+    per label set Alertmanager or Grafana ever sent), and loading them to count them read every one."""
+    counts = dict(db.session.execute(select(Alert.source_id, func.count()).where(Alert.source_id.is_not(None))
+                                     .group_by(Alert.source_id)).all())
+    return {"sources": db.session.scalars(select(Source).order_by(Source.name)).all(), "alert_counts": counts}
 
 
 @bp.get("/")
 def index():
-    return render("sources/index.html", "sources/_list.html", sources=_sources())
+    return render("sources/index.html", "sources/_list.html", **_listed())
 
 
 def _saved(form, save):
@@ -91,6 +96,6 @@ def delete(source_id: int):
     name = source.name
     service.delete(source)
     if is_htmx():
-        return render("sources/_list.html", sources=_sources(), notice=f"Deleted “{name}”.")
+        return render("sources/_list.html", **_listed(), notice=f"Deleted “{name}”.")
     flash(f"Deleted “{name}”.", "success")
     return redirect(url_for(".index"))
