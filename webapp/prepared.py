@@ -12,6 +12,7 @@ sets, escaped bind names) goes through `Connection.execute` unchanged, and so do
 engine with cursor events, which this path would not fire.
 """
 from collections import namedtuple
+from contextlib import contextmanager
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
@@ -138,6 +139,23 @@ def execute(conn: Connection, statement, parameters=None):
     if description is not None:
         rows = _processed(prepared, dialect, description, rows)
     return PreparedResult(rows, rowcount)
+
+
+@contextmanager
+def autocommit(conn: Connection):
+    """Each statement run on `conn` inside the block commits by itself (the DBAPI's own autocommit).
+
+    SQLAlchemy's `isolation_level="AUTOCOMMIT"` does the same, and resets the connection's isolation level at its
+    return to the pool: on the sender's hot path that cost more than the two round trips it saves."""
+    dbapi_connection = conn.connection.dbapi_connection
+    # sqlite3: no isolation level means no implicit BEGIN; psycopg and most others have an `autocommit` flag
+    flag, on = ("isolation_level", None) if conn.dialect.name == "sqlite" else ("autocommit", True)
+    before = getattr(dbapi_connection, flag)
+    setattr(dbapi_connection, flag, on)
+    try:
+        yield conn
+    finally:
+        setattr(dbapi_connection, flag, before)
 
 
 def _processed(prepared: PreparedStatement, dialect, description, rows: list) -> list:
