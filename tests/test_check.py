@@ -184,7 +184,7 @@ def test_unreadable_weak_and_mistyped_settings_are_named(data, tmp_path):
     for days in ("-1", "inf", "nan", "1e12"):  # 1e12 and inf made every pruning pass raise OverflowError
         result = check(HERALD_DELIVERY_RETENTION_DAYS=days)
         assert result.returncode == 1
-        assert "from 0 (keep every delivery) to 36500" in finding(
+        assert "from 0 (keep everything) to 36500" in finding(
             result, "problem", f"HERALD_DELIVERY_RETENTION_DAYS='{days}' cannot be used")
     assert "HERALD_DELIVERY_RETENTION_DAYS" not in check(HERALD_DELIVERY_RETENTION_DAYS="0").stdout
     bundle = tmp_path / "internal-ca.pem"

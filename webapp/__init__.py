@@ -91,15 +91,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
+def worker_jobs() -> tuple:
+    """What the delivery worker runs at the start of each pass, besides sending what is due."""
+    from .delivery.retention import DeliveryPruner, HistoryPruner
+    from .sources.heartbeats import check_heartbeats
+
+    return (alerts.renotify_due, check_heartbeats, DeliveryPruner(), HistoryPruner())
+
+
 def start_delivery_worker(app: Flask) -> Worker:
     """Start this process's delivery worker (once); it is kept on app.extensions for health checks."""
     worker = app.extensions.get("herald_delivery_worker")
     if worker is None or not worker.is_alive():
-        from .delivery.retention import DeliveryPruner
-        from .sources.heartbeats import check_heartbeats
-
         worker = Worker(app, get_notifier(app), app.config["HERALD_RETRY_POLL_SECONDS"],
-                        periodic=(alerts.renotify_due, check_heartbeats, DeliveryPruner())).start()
+                        periodic=worker_jobs()).start()
         app.extensions["herald_delivery_worker"] = worker
     return worker
 

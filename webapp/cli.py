@@ -1,11 +1,15 @@
 """The app's commands: `herald create-user …` (webapp/main.py), also `flask --app wsgi create-user …` in a checkout."""
+from datetime import timedelta
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 
 from .alerts import renotify_due
+from .dbtypes import utcnow
 from .delivery.notifier import get_notifier
+from .delivery.retention import BATCH, BATCHES_PER_PASS, prune, prune_history
 from .extensions import db
 from .models import User
 
@@ -39,23 +43,23 @@ def retry_due():
 
 @deliveries.command("prune")
 def prune_old():
-    """Delete finished deliveries older than HERALD_DELIVERY_RETENTION_DAYS (the worker also does, every 10 min)."""
-    from datetime import timedelta
-
-    from .dbtypes import utcnow
-    from .delivery.retention import BATCH, BATCHES_PER_PASS, prune
-
-    days = float(current_app.config["HERALD_DELIVERY_RETENTION_DAYS"])
-    if days <= 0:
-        click.echo("HERALD_DELIVERY_RETENTION_DAYS is 0: every delivery is kept.")
-        return
-    cutoff, total = utcnow() - timedelta(days=days), 0
-    while True:
-        removed = prune(cutoff)
-        total += removed
-        if removed < BATCH * BATCHES_PER_PASS:
-            break
-    click.echo(f"Removed {total} finished deliver{'y' if total == 1 else 'ies'} older than {days:g} days.")
+    """Delete finished deliveries and alert history past their retention (the worker also does, every 10 min)."""
+    for setting, remove, kept, what in (
+            ("HERALD_DELIVERY_RETENTION_DAYS", prune, "every delivery is kept", ("finished delivery",
+                                                                                 "finished deliveries")),
+            ("HERALD_HISTORY_RETENTION_DAYS", prune_history, "all alert history is kept", ("alert history entry",
+                                                                                          "alert history entries"))):
+        days = float(current_app.config[setting])
+        if days <= 0:
+            click.echo(f"{setting} is 0: {kept}.")
+            continue
+        cutoff, total = utcnow() - timedelta(days=days), 0
+        while True:
+            removed = remove(cutoff)
+            total += removed
+            if removed < BATCH * BATCHES_PER_PASS:
+                break
+        click.echo(f"Removed {total} {what[total != 1]} older than {days:g} days.")
 
 
 @commands.command("export")

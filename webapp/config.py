@@ -31,11 +31,12 @@ MAX_RETENTION_DAYS = 36500
 
 
 def retention_days(raw: str | None) -> float:
-    """HERALD_DELIVERY_RETENTION_DAYS: 90 unset, 0 keeps everything. Refused outside 0 to 100 years: a negative
-    number would silently keep everything, and inf, nan or a huge one made every pruning pass raise."""
+    """HERALD_DELIVERY_RETENTION_DAYS, HERALD_HISTORY_RETENTION_DAYS: 90 unset, 0 keeps everything. Refused outside
+    0 to 100 years: a negative number would silently keep everything, and inf, nan or a huge one made every pruning
+    pass raise."""
     days = float(raw or 90)
     if not 0 <= days <= MAX_RETENTION_DAYS:  # also false for nan
-        raise ValueError(f"must be a number of days from 0 (keep every delivery) to {MAX_RETENTION_DAYS}")
+        raise ValueError(f"must be a number of days from 0 (keep everything) to {MAX_RETENTION_DAYS}")
     return days
 
 
@@ -92,6 +93,8 @@ def from_environment(instance_path: str, env=os.environ) -> dict:
         "HERALD_RETRY_WORKER": _bool(env.get("HERALD_RETRY_WORKER"), True),
         # Finished deliveries older than this leave the log (the worker prunes them); 0 keeps them all
         "HERALD_DELIVERY_RETENTION_DAYS": retention_days(env.get("HERALD_DELIVERY_RETENTION_DAYS")),
+        # Alert history entries older than this go too, each alert's newest excepted; 0 keeps them all
+        "HERALD_HISTORY_RETENTION_DAYS": retention_days(env.get("HERALD_HISTORY_RETENTION_DAYS")),
         # A send in progress is another process's for HERALD_SEND_DEADLINE + this; after that it is orphaned
         "HERALD_LEASE_GRACE_SECONDS": float(env.get("HERALD_LEASE_GRACE_SECONDS") or 30),
         "HERALD_BLOCK_PRIVATE_DESTINATIONS": _bool(env.get("HERALD_BLOCK_PRIVATE_DESTINATIONS")),

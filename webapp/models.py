@@ -222,7 +222,8 @@ class AlertStateChange(db.Model):
     value: Mapped[float | None] = mapped_column(Float)
     notified: Mapped[int] = mapped_column(Integer, default=0)  # how many destinations were notified
     note: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Indexed for retention, which removes the oldest entries first (webapp/delivery/retention.py)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     alert: Mapped[Alert] = relationship(back_populates="history")
 
