@@ -11,6 +11,7 @@ from ..sources.models import Source
 from .auth import admin_required
 
 bp = Blueprint("sources", __name__, url_prefix="/settings/sources")
+LISTED_ON_DELETE = 20  # of the alerts a delete takes with it, the newest shown on its page
 
 
 def _get(source_id: int) -> Source:
@@ -92,7 +93,8 @@ def rotate(source_id: int):
 def delete(source_id: int):
     source = _get(source_id)
     if request.method == "GET":
-        return render("sources/delete.html", source=source)
+        return render("sources/delete.html", source=source, alert_count=service.alert_count(source),
+                      listed=service.newest_alerts(source, LISTED_ON_DELETE))
     name = source.name
     service.delete(source)
     if is_htmx():
