@@ -257,3 +257,31 @@ def test_a_rearmed_alert_notifies_again_by_itself_and_stops_when_it_recovers(ser
     time.sleep(1.5)
     assert len(receiver.log) == count, "a recovered alert must not be re-notified"
     assert all(r.status == "sent" for r in deliveries())
+
+
+def _voluntary_switches(thread: threading.Thread) -> int:
+    """How often the thread has blocked (the kernel's count of its voluntary context switches)."""
+    with open(f"/proc/self/task/{thread.native_id}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("voluntary_ctxt_switches"))
+
+
+def test_the_deadline_watchdog_sleeps_through_the_deadlines_of_sends_that_ended(served, receivers):
+    """Every send ends long before its deadline; the watchdog woke at each one's expiry all the same, to fire nothing
+    (500 times a second at 500 changes a second, taking the CPU from the senders). 150 sends that each ended now
+    leave it asleep but for the first expiry, when it drops every closed deadline at once."""
+    from webapp.delivery.deadline import WATCHDOG
+
+    configure_delivery(served.app, HERALD_SEND_DEADLINE=3)
+    receiver = receivers()
+    receiver.expect_request("/hook", method="POST").respond_with_data("ok")
+    alert_id = create_alert(served, "Flapping", [create_destination(served, "Hook", "webhook",
+                                                                    {"url": receiver.url_for("/hook")})])
+    client = served.client()
+    for i in range(150):
+        answer = change(served, alert_id, "triggered" if i % 2 == 0 else "ok", client=client).json()
+        assert [d["status"] for d in answer["deliveries"]] == ["sent"]
+    before = _voluntary_switches(WATCHDOG._thread)  # (on a slow machine some deadlines have passed by now)
+    time.sleep(3.3)  # every deadline of the 150 sends has passed
+    assert len(receiver.log) == 150
+    woke = _voluntary_switches(WATCHDOG._thread) - before
+    assert woke <= 5, f"the watchdog woke {woke} times for 150 deadlines of sends that had ended"
