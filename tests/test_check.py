@@ -187,6 +187,10 @@ def test_unreadable_weak_and_mistyped_settings_are_named(data, tmp_path):
         assert "from 0 (keep everything) to 36500" in finding(
             result, "problem", f"HERALD_DELIVERY_RETENTION_DAYS='{days}' cannot be used")
     assert "HERALD_DELIVERY_RETENTION_DAYS" not in check(HERALD_DELIVERY_RETENTION_DAYS="0").stdout
+    result = check(HERALD_HISTORY_RETENTION_DAYS="-30")
+    assert result.returncode == 1
+    assert "from 0 (keep everything) to 36500" in finding(
+        result, "problem", "HERALD_HISTORY_RETENTION_DAYS='-30' cannot be used")
     bundle = tmp_path / "internal-ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")  # readable is all the check asks; the send reads it
     assert "HERALD_CA_BUNDLE" not in check(HERALD_CA_BUNDLE=str(bundle)).stdout

@@ -36,7 +36,7 @@ def both_ways(statement, parameters):
 
 
 def test_reads_give_the_same_rows_and_values_as_connection_execute(bound_alert):
-    for statement, parameters in ((alerts._ALERT_BY_ID, {"alert": bound_alert}),
+    for statement, parameters in ((alerts._ALERT_WITH_TARGETS, {"alert": bound_alert}),
                                   (notifier._BOUND_DESTINATIONS, {"alert_id": bound_alert})):
         fast, reference = both_ways(statement, parameters)
         assert fast == reference and fast
@@ -44,12 +44,16 @@ def test_reads_give_the_same_rows_and_values_as_connection_execute(bound_alert):
         assert isinstance(entry, prepared.PreparedStatement)  # it did take the prepared path
 
     with db.engine.connect() as conn:
-        alert = prepared.execute(conn, alerts._ALERT_BY_ID, {"alert": bound_alert}).one()
+        alert, *others = prepared.execute(conn, alerts._ALERT_WITH_TARGETS, {"alert": bound_alert}).all()
         destinations = prepared.execute(conn, notifier._BOUND_DESTINATIONS, {"alert_id": bound_alert}).all()
     assert alert.last_triggered_at == MOMENT and alert.last_triggered_at.tzinfo is not None
     assert alert.muted is False and alert.labels == {"team": "ops"}
-    assert [(d.name, d.enabled, d.waiting, d.options) for d in destinations] == [
-        ("Hook", True, False, {"url": "http://127.0.0.1:9/hook"}), ("Off", False, False, {"url": "http://127.0.0.1:9/off"})]
+    expected = [("Hook", True, False, {"url": "http://127.0.0.1:9/hook"}),
+                ("Off", False, False, {"url": "http://127.0.0.1:9/off"})]
+    assert [(d.name, d.enabled, d.waiting, d.options) for d in destinations] == expected
+    # The alert's row once per bound destination, each with that destination's columns
+    assert [(r.target_name, r.target_enabled, r.target_waiting, r.target_options) for r in (alert, *others)] == expected
+    assert {r.id for r in others} == {alert.id}
 
 
 def test_writes_count_their_rows_return_what_they_insert_and_commit(bound_alert):
@@ -81,5 +85,5 @@ def test_a_refused_write_raises_sqlalchemys_error_and_writes_nothing(bound_alert
                 alert_id=bound_alert + 1000, from_state="ok", to_state="triggered", source="api", actor=None,
                 value=None, created_at=MOMENT, note="refused", notified=0))
         conn.rollback()
-        assert prepared.execute(conn, alerts._ALERT_BY_ID, {"alert": bound_alert}).one().name == "CPU"
+        assert prepared.execute(conn, alerts._ALERT_WITH_TARGETS, {"alert": bound_alert}).first().name == "CPU"
     assert db.session.scalars(select(AlertStateChange)).all() == []

@@ -121,14 +121,17 @@ class Target:
         """The alert's destinations in one Core statement (every state change reads them), with whether a
         delivery to each still waits. Read before the change's compare-and-set: a delivery that ends meanwhile
         only holds a row back that then claims itself, and one staged meanwhile makes the compare-and-set lose."""
-        targets = []
-        for row in core(_BOUND_DESTINATIONS, {"alert_id": alert_id}):
-            try:
-                config = Destination.config_of(row.options, row.encrypted_secrets) if row.enabled else None
-            except SecretsUnreadable:
-                config = None
-            targets.append(cls(row.id, row.name, row.type, row.enabled, config, row.waiting))
-        return targets
+        return [cls.of_columns(*row) for row in core(_BOUND_DESTINATIONS, {"alert_id": alert_id})]
+
+    @classmethod
+    def of_columns(cls, id: int, name: str, type: str, enabled: bool, options, encrypted_secrets,
+                   waiting: bool) -> "Target":
+        """From the columns TARGET_COLUMNS reads."""
+        try:
+            config = Destination.config_of(options, encrypted_secrets) if enabled else None
+        except SecretsUnreadable:
+            config = None
+        return cls(id, name, type, enabled, config, waiting)
 
 
 @dataclass(frozen=True)
@@ -632,13 +635,19 @@ _REFS = DeliveryRef.__table__
 _REFS_OF = select(_REFS.c.destination_id, _REFS.c.data).where(
     _REFS.c.alert_id == bindparam("alert"), _REFS.c.destination_id.in_(bindparam("destinations", expanding=True)))
 _DESTINATION = Destination.__table__
+
+def target_columns(alert_id) -> tuple:
+    """A destination's columns as Target.of_columns takes them, with whether a delivery of the alert (`alert_id`:
+    a bind or a column) to it is pending or retrying."""
+    return (_DESTINATION.c.id, _DESTINATION.c.name, _DESTINATION.c.type, _DESTINATION.c.enabled,
+            _DESTINATION.c.options, _DESTINATION.c.encrypted_secrets,
+            # OR, not IN: a literal IN list is expanded at every run, which keeps the statement off the prepared path
+            exists().where(_DELIVERY.c.alert_id == alert_id, _DELIVERY.c.destination_id == _DESTINATION.c.id,
+                           or_(*(_DELIVERY.c.status == status for status in ACTIVE))).label("waiting"))
+
+
 _BOUND_DESTINATIONS = (
-    select(_DESTINATION.c.id, _DESTINATION.c.name, _DESTINATION.c.type, _DESTINATION.c.enabled, _DESTINATION.c.options,
-           _DESTINATION.c.encrypted_secrets,
-           # OR, not IN: a literal IN list is expanded at every run, which keeps the statement off the prepared path
-           exists().where(_DELIVERY.c.alert_id == bindparam("alert_id"),
-                          _DELIVERY.c.destination_id == _DESTINATION.c.id,
-                          or_(*(_DELIVERY.c.status == status for status in ACTIVE))).label("waiting"))
+    select(*target_columns(bindparam("alert_id")))
     .join_from(_DESTINATION, alert_destination, alert_destination.c.destination_id == _DESTINATION.c.id)
     .where(alert_destination.c.alert_id == bindparam("alert_id")).order_by(_DESTINATION.c.name))
 _RESOLVE_BEHIND = select(exists().where(
