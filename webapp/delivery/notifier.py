@@ -126,7 +126,7 @@ class Target:
     @classmethod
     def of_columns(cls, id: int, name: str, type: str, enabled: bool, options, encrypted_secrets,
                    waiting: bool) -> "Target":
-        """From the columns TARGET_COLUMNS reads."""
+        """From the columns target_columns() names, in its order."""
         try:
             config = Destination.config_of(options, encrypted_secrets) if enabled else None
         except SecretsUnreadable:
@@ -635,6 +635,7 @@ _REFS = DeliveryRef.__table__
 _REFS_OF = select(_REFS.c.destination_id, _REFS.c.data).where(
     _REFS.c.alert_id == bindparam("alert"), _REFS.c.destination_id.in_(bindparam("destinations", expanding=True)))
 _DESTINATION = Destination.__table__
+
 
 def target_columns(alert_id) -> tuple:
     """A destination's columns as Target.of_columns takes them, with whether a delivery of the alert (`alert_id`:
